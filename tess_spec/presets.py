@@ -1,0 +1,100 @@
+"""Named configurations: the published VGG-9 runs (TESS_RULE.md §8) and small
+networks for the embedded data."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from .config import (
+    BlockConfig,
+    LSGConfig,
+    NetworkConfig,
+    TessConfig,
+    TraceConfig,
+    TrainConfig,
+)
+from .errors import ConfigError
+
+__all__ = ["vgg9", "mlp_digits", "cnn_digits", "PAPER_DATASETS", "PRESETS", "get_preset"]
+
+PAPER_DATASETS: dict[str, dict] = {
+    "dvs_gesture": dict(input_shape=(2, 32, 32), n_classes=11, T=20, n_learn=20,
+                        factors=(0.2, 0.5, 0.0, 1.0), batch_size=16),
+    "cifar10_dvs": dict(input_shape=(2, 48, 48), n_classes=10, T=10, n_learn=10,
+                        factors=(0.2, 0.5, 0.0, 1.0), batch_size=64),
+    "cifar10": dict(input_shape=(3, 32, 32), n_classes=10, T=6, n_learn=6,
+                    factors=(0.2, 0.5, 1.0, 1.0), batch_size=128),
+    "cifar100": dict(input_shape=(3, 32, 32), n_classes=100, T=6, n_learn=6,
+                     factors=(0.2, 0.5, 1.0, 1.0), batch_size=128),
+}
+"""Per-dataset settings of the published runs (TESS_RULE.md §8)."""
+
+VGG9_WIDTHS = (64, 128, 256, 256, 512, 512, 512, 512)
+VGG9_POOLS: tuple[str | None, ...] = (None, "max", None, "max", None, "max", None, "global_avg")
+VGG9_LSG_POOLS = (4, 2, 2, 2, 2, 2, 2, 1)
+
+
+def vgg9(dataset: str = "dvs_gesture", *, width_scale: float = 1.0, epochs: int = 200) -> TessConfig:
+    """VGG-9 (8 conv blocks + readout) with the published settings of ``dataset``.
+
+    ``width_scale`` shrinks every block's channels (a "reduced VGG" that fits a
+    small machine keeps the depth, pooling and LSG pools).  Weight standardisation
+    is on, dropout 0, Adam lr 1e-3, plateau schedule.
+    """
+    if dataset not in PAPER_DATASETS:
+        raise ConfigError(f"dataset={dataset!r} has no VGG-9 preset; expected one of {list(PAPER_DATASETS)}")
+    d = PAPER_DATASETS[dataset]
+    blocks = tuple(
+        BlockConfig("conv", max(1, int(round(w * width_scale))), pool=p, weight_std=True)
+        for w, p in zip(VGG9_WIDTHS, VGG9_POOLS)
+    )
+    return TessConfig(
+        network=NetworkConfig(d["input_shape"], d["n_classes"], blocks),
+        traces=TraceConfig(factors=d["factors"]),
+        lsg=LSGConfig(pool_sizes=VGG9_LSG_POOLS),
+        train=TrainConfig(T=d["T"], n_learn=d["n_learn"], epochs=epochs, batch_size=d["batch_size"]),
+    )
+
+
+def mlp_digits(epochs: int = 10, T: int = 6) -> TessConfig:
+    """MLP 64-256-256 + readout for the embedded 8×8 digits, direct input, T = 6."""
+    return TessConfig(
+        network=NetworkConfig((64,), 10, (BlockConfig("linear", 256), BlockConfig("linear", 256))),
+        traces=TraceConfig(factors=(0.2, 0.5, 1.0, 1.0)),
+        train=TrainConfig(T=T, epochs=epochs, batch_size=32),
+    )
+
+
+def cnn_digits(epochs: int = 10, T: int = 6) -> TessConfig:
+    """Small CNN for 1×8×8 digits: conv16 → conv32 (max 2) → linear 128 + readout."""
+    return TessConfig(
+        network=NetworkConfig(
+            (1, 8, 8),
+            10,
+            (
+                BlockConfig("conv", 16, weight_std=True),
+                BlockConfig("conv", 32, pool="max", weight_std=True),
+                BlockConfig("linear", 128),
+            ),
+        ),
+        traces=TraceConfig(factors=(0.2, 0.5, 1.0, 1.0)),
+        lsg=LSGConfig(pool_sizes=(2, 2, 128)),
+        train=TrainConfig(T=T, epochs=epochs, batch_size=32),
+    )
+
+
+PRESETS: dict[str, Callable[..., TessConfig]] = {
+    "mlp_digits": mlp_digits,
+    "cnn_digits": cnn_digits,
+    **{f"vgg9_{name}": (lambda name=name, **kw: vgg9(name, **kw)) for name in PAPER_DATASETS},
+}
+"""Preset name → factory."""
+
+
+def get_preset(name: str, **kwargs) -> TessConfig:
+    """Build a preset by name (``mlp_digits``, ``cnn_digits``, ``vgg9_<dataset>``)."""
+    try:
+        factory = PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown preset {name!r}; available: {sorted(PRESETS)}") from None
+    return factory(**kwargs)
