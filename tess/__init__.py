@@ -44,6 +44,7 @@ def _alias_source_tree() -> None:
         module = _ilu.module_from_spec(spec)
         _sys.modules[full] = module
         spec.loader.exec_module(module)
+        setattr(_sys.modules[__name__], sub, module)
 
 
 from tess_spec import SPEC_VERSION, TessConfig  # noqa: E402

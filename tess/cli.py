@@ -12,7 +12,7 @@ import os
 import sys
 import tempfile
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -23,12 +23,14 @@ __all__ = ["main", "build_parser", "train_command", "DATASET_PRESETS", "METHODS"
 
 DATASET_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "digits": ("mlp_digits", {"shape": "flat"}),
+    "events": ("mlp_events", {"shape": "flat"}),
 }
 """Dataset name → (default preset, loader keyword arguments)."""
 
-METHODS: dict[str, Callable[..., Any]] = {}
-"""Training methods besides ``tess``: name → ``fn(config, backend_name, backend_options, train, test, progress)``
-returning a list of epoch metric dicts (the BPTT baseline registers here)."""
+METHODS: dict[str, str] = {"bptt": "tess.bptt:train_cli"}
+"""Training methods besides ``tess``: name → ``"module:function"`` of
+``fn(config, backend_name, backend_options, train, test, on_batch) -> list[dict]`` (epoch metric dicts,
+the keys of :class:`tess.EpochMetrics`), imported on use."""
 
 
 def _parse_value(text: str) -> Any:
@@ -155,7 +157,11 @@ def train_command(args: argparse.Namespace) -> dict[str, Any]:
         history = [m.to_dict() for m in model.fit(train, test, on_batch=progress.batch, on_epoch=on_epoch)]
         backend_name = model.backend.name
     elif args.method in METHODS:
-        history = METHODS[args.method](cfg, args.backend, options, train, test, progress.batch)
+        import importlib
+
+        module_name, _, fn_name = METHODS[args.method].partition(":")
+        fn = getattr(importlib.import_module(module_name), fn_name)
+        history = fn(cfg, args.backend, options, train, test, progress.batch)
         backend_name = args.backend
     else:
         raise ConfigError(f"unknown method {args.method!r}; available: {['tess', *sorted(METHODS)]}")

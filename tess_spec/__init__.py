@@ -22,7 +22,7 @@ from .config import (
     to_dict,
 )
 from .init import draw_dropout_masks, init_opt_state, init_params, make_rng, param_names, param_shapes
-from .presets import PRESETS, cnn_digits, get_preset, mlp_digits, vgg9
+from .presets import PRESETS, cnn_digits, get_preset, mlp_digits, mlp_events, vgg9
 from .shapes import STATE_NAMES, BlockShapes, block_shapes, state_nbytes, state_shapes
 from .validate import validate_batch
 
@@ -57,6 +57,7 @@ __all__ = [
     "lsg",
     "make_rng",
     "mlp_digits",
+    "mlp_events",
     "neuron",
     "ops",
     "optim",

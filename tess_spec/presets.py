@@ -15,7 +15,7 @@ from .config import (
 )
 from .errors import ConfigError
 
-__all__ = ["vgg9", "mlp_digits", "cnn_digits", "PAPER_DATASETS", "PRESETS", "get_preset"]
+__all__ = ["vgg9", "mlp_digits", "mlp_events", "cnn_digits", "PAPER_DATASETS", "PRESETS", "get_preset"]
 
 PAPER_DATASETS: dict[str, dict] = {
     "dvs_gesture": dict(input_shape=(2, 32, 32), n_classes=11, T=20, n_learn=20,
@@ -83,8 +83,18 @@ def cnn_digits(epochs: int = 10, T: int = 6) -> TessConfig:
     )
 
 
+def mlp_events(epochs: int = 10, T: int = 8) -> TessConfig:
+    """MLP 128-256-256 + readout for the synthetic order-coded events (2×8×8 frames, flattened), T = 8."""
+    return TessConfig(
+        network=NetworkConfig((128,), 6, (BlockConfig("linear", 256), BlockConfig("linear", 256))),
+        traces=TraceConfig(factors=(0.2, 0.5, 1.0, 1.0)),
+        train=TrainConfig(T=T, epochs=epochs, batch_size=32),
+    )
+
+
 PRESETS: dict[str, Callable[..., TessConfig]] = {
     "mlp_digits": mlp_digits,
+    "mlp_events": mlp_events,
     "cnn_digits": cnn_digits,
     **{f"vgg9_{name}": (lambda name=name, **kw: vgg9(name, **kw)) for name in PAPER_DATASETS},
 }
@@ -92,7 +102,7 @@ PRESETS: dict[str, Callable[..., TessConfig]] = {
 
 
 def get_preset(name: str, **kwargs) -> TessConfig:
-    """Build a preset by name (``mlp_digits``, ``cnn_digits``, ``vgg9_<dataset>``)."""
+    """Build a preset by name (``mlp_digits``, ``mlp_events``, ``cnn_digits``, ``vgg9_<dataset>``)."""
     try:
         factory = PRESETS[name]
     except KeyError:

@@ -47,7 +47,7 @@ def validate_batch(config: TessConfig, x: np.ndarray, y: np.ndarray | None = Non
     if not np.all(np.isfinite(x)):
         bad = np.flatnonzero(~np.isfinite(x.reshape(-1)))[0]
         raise DataError(
-            f"input contains NaN or Inf (first at flat index {bad}: {x.reshape(-1)[bad]!r}); "
+            f"input contains NaN or Inf (first at flat index {bad}: {float(x.reshape(-1)[bad])}); "
             "clean or normalise the data first"
         )
     if y is None:

@@ -82,7 +82,14 @@ def load_digits(*, shape: str = "flat", test_fraction: float = 0.2) -> tuple[Dat
     )
 
 
-DATASETS: dict[str, Callable[..., tuple[Dataset, Dataset]]] = {"digits": load_digits}
+def _load_events(**kwargs) -> tuple[Dataset, Dataset]:
+    """The synthetic order-coded events (:func:`tess.datasets.synthetic.load_synthetic_events`)."""
+    from .synthetic import load_synthetic_events
+
+    return load_synthetic_events(**kwargs)
+
+
+DATASETS: dict[str, Callable[..., tuple[Dataset, Dataset]]] = {"digits": load_digits, "events": _load_events}
 """Dataset name → loader returning ``(train, test)``."""
 
 
