@@ -23,7 +23,16 @@ from .update import bias_update, block_update
 from .validate import is_sequence, validate_batch
 from .weight_std import standardize, standardize_vjp
 
-__all__ = ["lsg_bases", "effective_weights", "forward_current", "train_batch", "predict", "optimizer_step"]
+__all__ = [
+    "lsg_bases",
+    "effective_weights",
+    "forward_current",
+    "new_record",
+    "chain_grads",
+    "train_batch",
+    "predict",
+    "optimizer_step",
+]
 
 
 def lsg_bases(config: TessConfig) -> list[np.ndarray]:
@@ -52,6 +61,49 @@ def forward_current(kind: str, x: np.ndarray, w_hat: np.ndarray, bias: np.ndarra
         return cur if bias is None else cur + bias[None, :, None, None]
     cur = x @ w_hat.T
     return cur if bias is None else cur + bias
+
+
+def new_record(config: TessConfig, batch: int, dtype: Any) -> dict[str, Any]:
+    """Zeroed per-step record buffers: ``u, o, psi, q, h, m`` (lists over blocks of
+    ``(T, batch, ...)``), ``logits`` ``(T, batch, n_classes)``, ``lsg_loss`` ``(T, L)``."""
+    T = config.train.T
+    shapes = state_shapes(config.network, batch)
+    rec: dict[str, Any] = {
+        name: [np.zeros((T, *d["q" if name == "q" else "u"]), dtype) for d in shapes]
+        for name in ("u", "o", "psi", "q", "h", "m")
+    }
+    rec["logits"] = np.zeros((T, batch, config.network.n_classes), dtype)
+    rec["lsg_loss"] = np.zeros((T, len(shapes)))
+    return rec
+
+
+def chain_grads(
+    config: TessConfig,
+    params: dict[str, np.ndarray],
+    causal: list[np.ndarray],
+    noncausal: list[np.ndarray],
+    dbias: list[np.ndarray],
+    d_ro_w: np.ndarray,
+    d_ro_b: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The gradients handed to the optimiser, in parameter order: per block
+    ``G = Σ_window (causal + non-causal)`` w.r.t. Ŵ, chained through weight
+    standardisation to W and the gain; the bias sums; the readout's sums."""
+    grads: dict[str, np.ndarray] = {}
+    for i, b in enumerate(config.network.blocks):
+        g_hat = causal[i] + noncausal[i]
+        if b.weight_std:
+            grads[f"blocks.{i}.weight"], grads[f"blocks.{i}.gain"] = standardize_vjp(
+                params[f"blocks.{i}.weight"], params[f"blocks.{i}.gain"], g_hat
+            )
+        else:
+            grads[f"blocks.{i}.weight"] = g_hat
+        if b.bias:
+            grads[f"blocks.{i}.bias"] = dbias[i]
+    grads["readout.weight"] = d_ro_w
+    if "readout.bias" in params:
+        grads["readout.bias"] = d_ro_b
+    return {k: grads[k] for k in params}
 
 
 def _frame(config: TessConfig, x: np.ndarray, t: int) -> np.ndarray:
@@ -112,12 +164,7 @@ def train_batch(
     masks = masks if masks is not None else [None] * len(net.blocks)
 
     state = [{k: np.zeros(s, dtype) for k, s in d.items()} for d in state_shapes(net, batch)]
-    rec: dict[str, Any] = {
-        name: [np.zeros((T, *state[i]["q" if name == "q" else "u"].shape), dtype) for i in range(len(net.blocks))]
-        for name in ("u", "o", "psi", "q", "h", "m")
-    }
-    rec["logits"] = np.zeros((T, batch, net.n_classes), dtype)
-    rec["lsg_loss"] = np.zeros((T, len(net.blocks)))
+    rec = new_record(config, batch, dtype)
     causal = [np.zeros(bs.weight, dtype) for bs in bshapes]
     noncausal = [np.zeros(bs.weight, dtype) for bs in bshapes]
     dbias = [np.zeros((b.features,), dtype) for b in net.blocks]
@@ -162,21 +209,7 @@ def train_batch(
             d_ro_w += gw
             d_ro_b += gb
 
-    grads: dict[str, np.ndarray] = {}
-    for i, b in enumerate(net.blocks):
-        g_hat = causal[i] + noncausal[i]
-        if b.weight_std:
-            grads[f"blocks.{i}.weight"], grads[f"blocks.{i}.gain"] = standardize_vjp(
-                params[f"blocks.{i}.weight"], params[f"blocks.{i}.gain"], g_hat
-            )
-        else:
-            grads[f"blocks.{i}.weight"] = g_hat
-        if b.bias:
-            grads[f"blocks.{i}.bias"] = dbias[i]
-    grads["readout.weight"] = d_ro_w
-    if net.readout.bias:
-        grads["readout.bias"] = d_ro_b
-    grads = {k: grads[k] for k in params}  # canonical order
+    grads = chain_grads(config, params, causal, noncausal, dbias, d_ro_w, d_ro_b)
 
     new_params, new_opt = optimizer_step(config, params, opt_state, grads, config.optimizer.lr if lr is None else lr)
     summed = rec["logits"].sum(axis=0)

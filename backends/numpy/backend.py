@@ -18,8 +18,8 @@ from tess_spec import TessConfig, block_shapes
 from tess_spec.lsg import softmax
 from tess_spec.neuron import reset_amount
 from tess_spec.ops import adaptive_avg_pool_backward, im2col
-from tess_spec.reference import lsg_bases
-from tess_spec.weight_std import standardize, standardize_vjp
+from tess_spec.reference import chain_grads, lsg_bases, new_record
+from tess_spec.weight_std import standardize
 
 from . import kernels as K
 
@@ -99,8 +99,27 @@ class NumpyBackend(Backend):
         p[np.arange(n), y] -= 1
         p /= temperature * n
         g_out = (p @ plan.lsg_matrix).reshape(out.shape)
-        g = K.pool_vjp(g_out, dropped, plan.pool, plan.pool_size) if out.ndim == 4 else g_out
+        g = self.pool_vjp(g_out, dropped, plan.pool, plan.pool_size) if out.ndim == 4 else g_out
         return (g if mask is None else g * mask), loss
+
+    def neuron_step(self, config: TessConfig, plan: BlockPlan, s: dict[str, np.ndarray], cur: np.ndarray) -> None:
+        """LIF step in place: ``u ← γ(u - r·o) + I`` (or the hard reset), then ``o ← (u > θ)``."""
+        lif = config.lif
+        K.lif_inplace(s["u"], s["o"], cur, lif.leak, lif.reset, plan.amount)
+        s["o"] = (s["u"] > lif.theta).astype(self.dtype)
+
+    def surrogate(self, plan: BlockPlan, u: np.ndarray, theta: float) -> np.ndarray:
+        """ψ[t] of the block's selected surrogate at membrane ``u``."""
+        return K.PSI[plan.psi](u, theta)
+
+    def trace_step(self, config: TessConfig, s: dict[str, np.ndarray], x: np.ndarray, psi: np.ndarray) -> None:
+        """Traces in place: ``q ← λ_pre·q + x``, ``h ← λ_post·h + ψ``."""
+        K.decay_add_inplace(s["q"], x, config.traces.lambda_pre)
+        K.decay_add_inplace(s["h"], psi, config.traces.lambda_post)
+
+    def pool_vjp(self, g: np.ndarray, x: np.ndarray, pool: str | None, pool_size: int) -> np.ndarray:
+        """Pooling's vector-Jacobian product (max routes to the first maximal element)."""
+        return K.pool_vjp(g, x, pool, pool_size)
 
     def noncausal_trace(self, config: TessConfig, h_prev: np.ndarray, h_new: np.ndarray) -> np.ndarray:
         """h̃[t-1] from the trace before this step's update (profile-dependent)."""
@@ -160,7 +179,7 @@ class NumpyBackend(Backend):
         d_ro_w = np.zeros_like(ro_w)
         d_ro_b = np.zeros((net.n_classes,), dt)
         summed = np.zeros((n, net.n_classes), dt)
-        rec = self._new_record(config, state, n) if record else None
+        rec = new_record(config, n, dt) if record else None
         static_cols: np.ndarray | None = None
         static_cur: np.ndarray | None = None
 
@@ -186,11 +205,9 @@ class NumpyBackend(Backend):
                         static_cur, static_cols = cur, cols
                 need_nc = learn and tc.alpha_post != 0
                 h_prev = s["h"].copy() if need_nc else None
-                K.lif_inplace(s["u"], s["o"], cur, lif.leak, lif.reset, pl.amount)
-                s["o"] = (s["u"] > lif.theta).astype(dt)
-                ps = K.PSI[pl.psi](s["u"], lif.theta)
-                K.decay_add_inplace(s["q"], xi, tc.lambda_pre)
-                K.decay_add_inplace(s["h"], ps, tc.lambda_post)
+                self.neuron_step(config, pl, s, cur)
+                ps = self.surrogate(pl, s["u"], lif.theta)
+                self.trace_step(config, s, xi, ps)
                 mask = masks[i]
                 dropped = s["o"] if mask is None else s["o"] * mask
                 out = K.pool(dropped, b.pool, b.pool_size)
@@ -226,7 +243,7 @@ class NumpyBackend(Backend):
                 d_ro_w += err.T @ feats
                 d_ro_b += err.sum(axis=0)
 
-        grads = self._chain_grads(config, params, causal, noncausal, dbias, d_ro_w, d_ro_b)
+        grads = chain_grads(config, params, causal, noncausal, dbias, d_ro_w, d_ro_b)
         new_params, new_opt = self.optimizer_step(config, params, opt_state, grads, lr)
         zs = summed - summed.max(axis=1, keepdims=True)
         logp = zs - np.log(np.exp(zs).sum(axis=1, keepdims=True))
@@ -236,36 +253,6 @@ class NumpyBackend(Backend):
             rec.update(dw_causal=causal, dw_noncausal=noncausal, grads=grads, loss=loss, n_correct=n_correct,
                        state=[{k: v.copy() for k, v in s.items()} for s in state])
         return TrainOutput(new_params, new_opt, loss, n_correct, state, rec)
-
-    def _chain_grads(
-        self, config: TessConfig, params: dict[str, np.ndarray], causal: list[np.ndarray],
-        noncausal: list[np.ndarray], dbias: list[np.ndarray], d_ro_w: np.ndarray, d_ro_b: np.ndarray,
-    ) -> dict[str, np.ndarray]:
-        grads: dict[str, np.ndarray] = {}
-        for i, b in enumerate(config.network.blocks):
-            g_hat = causal[i] + noncausal[i]
-            if b.weight_std:
-                grads[f"blocks.{i}.weight"], grads[f"blocks.{i}.gain"] = standardize_vjp(
-                    params[f"blocks.{i}.weight"], params[f"blocks.{i}.gain"], g_hat
-                )
-            else:
-                grads[f"blocks.{i}.weight"] = g_hat
-            if b.bias:
-                grads[f"blocks.{i}.bias"] = dbias[i]
-        grads["readout.weight"] = d_ro_w
-        if "readout.bias" in params:
-            grads["readout.bias"] = d_ro_b
-        return {k: grads[k] for k in params}
-
-    def _new_record(self, config: TessConfig, state: list[dict[str, np.ndarray]], n: int) -> dict[str, Any]:
-        T, L = config.train.T, len(config.network.blocks)
-        rec: dict[str, Any] = {
-            key: [np.zeros((T, *s["q" if key == "q" else "u"].shape), self.dtype) for s in state]
-            for key in ("u", "o", "psi", "q", "h", "m")
-        }
-        rec["logits"] = np.zeros((T, n, config.network.n_classes), self.dtype)
-        rec["lsg_loss"] = np.zeros((T, L))
-        return rec
 
     def _predict(self, config: TessConfig, params: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
         net, lif = config.network, config.lif
