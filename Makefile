@@ -6,7 +6,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 CONSTRAINTS := -c constraints.txt
 TEST_EXTRAS ?= test,torch,jax,docs
 
-.PHONY: demo test docs bench venv install-demo install-test clean gpu-check
+.PHONY: demo test docs docs-check bench venv install-demo install-test clean gpu-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,18 +21,36 @@ install-demo: venv
 install-test: venv
 	$(PIP) install $(CONSTRAINTS) torch==2.13.0
 	$(PIP) install $(CONSTRAINTS) -e '.[$(TEST_EXTRAS)]'
+	$(PIP) install --no-deps --no-build-isolation -e examples/example_backend
 
 demo: install-demo
 	$(BIN)/tess train --backend numpy --dataset digits --epochs 10 --seed 0
 
 test: install-test
+	sh docs/scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest -q
+	$(BIN)/python -m tess.conformance --backend example --profile ci
 
 docs: install-test
-	$(BIN)/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# The site built once, then checked: API coverage, generated pages, and a real browser
+# (headless Debian Chromium, installed here if missing) typesetting the math offline.
+docs-check: install-test
+	sh docs/scripts/ensure-chromium.sh
+	rm -rf build/docs-site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/docs-site
+	TESS_DOCS_SITE=build/docs-site $(BIN)/python -m pytest -q -p no:cacheprovider tests/docs
 
 bench: install-test
 	$(BIN)/python -m benchmarks
 
 clean:
 	rm -rf build dist site *.egg-info .pytest_cache
+
+# One time-boxed check on an NVIDIA GPU machine (< 8 min; docs/gpu-check.md): conformance of
+# cupy / torch / jax on CUDA, TESS throughput on VGG-9, peak memory TESS vs BPTT, fused-kernel
+# bandwidth. Runs from this source tree (no install); Markdown report into $OUT (default
+# ./gpu-report). CPU mode: make gpu-check GPU_CHECK_ARGS=--dry-run
+gpu-check:
+	PYTHONPATH="$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH}" $(PYTHON) -m gpu_check --out "$${OUT:-gpu-report}" $(GPU_CHECK_ARGS)

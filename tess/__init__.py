@@ -58,6 +58,7 @@ from .registry import get_backend, list_backends  # noqa: E402
 _alias_source_tree()
 
 __version__ = "0.1.0"
+"""Version of the tess distribution (the rule's own version is :data:`SPEC_VERSION`)."""
 
 __all__ = [
     "Backend",

@@ -22,6 +22,7 @@ __all__ = ["get_backend", "list_backends", "backend_class", "BUILTINS", "ENTRY_P
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "tess.backends"
+"""Entry-point group under which third-party packages register backend classes by name."""
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,7 @@ def psi_fast_sigmoid(u: np.ndarray, theta: float) -> np.ndarray:
 
 
 PSI = {"triangle": psi_triangle, "fast_sigmoid": psi_fast_sigmoid}
+"""In-place ψ kernels by name (the names of :data:`tess_spec.config.PSI_NAMES`)."""
 
 
 def decay_add_inplace(trace: np.ndarray, value: np.ndarray, decay: float) -> None:
