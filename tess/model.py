@@ -13,7 +13,8 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from tess_spec import TessConfig, draw_dropout_masks, init_opt_state, init_params, make_rng
-from tess_spec.errors import ConfigError, DataError
+from tess_spec.errors import CheckpointError, ConfigError, DataError
+from tess_spec.init import param_shapes
 from tess_spec.optim import PlateauState, plateau_update
 from tess_spec.validate import validate_batch
 
@@ -133,7 +134,9 @@ class Model:
         """Train for ``epochs`` (default ``config.train.epochs``) epochs.
 
         Each epoch shuffles with the model's generator, trains on mini-batches of
-        ``config.train.batch_size`` (the last may be smaller), evaluates on
+        ``config.train.batch_size`` (the last may be smaller; a dataset's
+        ``transform(x, rng)``, if any, augments each batch with the model's generator
+        before its dropout masks are drawn), evaluates on
         ``test``, and steps the plateau schedule on the epoch's train loss.
         ``on_batch(done, total, output)`` and ``on_epoch(metrics)`` report progress.
         """
@@ -149,9 +152,13 @@ class Model:
             t0 = time.perf_counter()
             order = self.rng.permutation(n)
             loss_sum, correct = 0.0, 0
+            transform = getattr(train, "transform", None)
             for s in range(0, n, bs):
                 idx = order[s : s + bs]
-                out = self.train_batch(train.x[idx], train.y[idx])
+                xb = train.x[idx]
+                if transform is not None:
+                    xb = transform(xb, self.rng)
+                out = self.train_batch(xb, train.y[idx])
                 loss_sum += out.loss * len(idx)
                 correct += out.n_correct
                 if on_batch is not None:
@@ -182,3 +189,122 @@ class Model:
     def numpy_params(self) -> dict[str, np.ndarray]:
         """Current parameters as NumPy arrays."""
         return self.backend.params_to_numpy(self.params)
+
+    # -- checkpoint / resume -------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue training exactly, as NumPy / plain Python values.
+
+        Keys: ``config`` (the :class:`TessConfig`), ``params`` and ``opt_state``
+        (NumPy, this backend's dtype), ``schedule`` (``lr``, ``best``, ``bad_epochs``),
+        ``epoch``, ``rng`` (the generator's ``bit_generator.state``), ``history``
+        (epoch metric dicts) and ``dtype``.  :func:`tess.checkpoint.save_checkpoint`
+        writes it to disk; :meth:`load_state_dict` restores it.
+        """
+        return {
+            "config": self.config,
+            "params": self.numpy_params(),
+            "opt_state": self.backend.opt_state_to_numpy(self.opt_state),
+            "schedule": asdict(self.schedule),
+            "epoch": int(self.epoch),
+            "rng": self.rng.bit_generator.state,
+            "history": [m.to_dict() for m in self.history],
+            "dtype": self.backend.dtype,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` output (possibly from another backend or dtype).
+
+        Everything is validated and converted before anything is assigned, so a
+        mismatched state raises :class:`tess.errors.CheckpointError` and leaves the
+        model untouched.  The network of ``state["config"]`` must equal this
+        model's; other settings (e.g. ``train.epochs``) stay this model's.
+        """
+        try:
+            new = _validated_state(self.config, state)
+            params = self.backend.params_from_numpy(new["params"])
+            opt_state = self.backend.opt_state_from_numpy(new["opt_state"])
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"cannot load the state: {exc}") from exc
+        self.params, self.opt_state = params, opt_state
+        self.schedule, self.epoch, self.rng = new["schedule"], new["epoch"], new["rng"]
+        self.history = new["history"]
+
+
+def _network_difference(a: TessConfig, b: TessConfig) -> str:
+    """A short description of how the networks of two configs differ ('' if equal)."""
+    from tess_spec import to_dict
+
+    da, db = to_dict(a.network), to_dict(b.network)
+    for key in da:
+        if da[key] != db.get(key):
+            if key == "blocks" and len(da[key]) == len(db[key]):
+                for i, (ba, bb) in enumerate(zip(da[key], db[key])):
+                    for f in ba:
+                        if ba[f] != bb[f]:
+                            return f"network.blocks[{i}].{f}: checkpoint {bb[f]!r} vs model {ba[f]!r}"
+            return f"network.{key}: checkpoint {db.get(key)!r} vs model {da[key]!r}"
+    return ""
+
+
+def _validated_state(config: TessConfig, state: dict[str, Any]) -> dict[str, Any]:
+    """Check a state dict against ``config`` and return its parts as fresh objects."""
+    if not isinstance(state, dict):
+        raise CheckpointError(f"a state dict is a dict, got {type(state).__name__}")
+    missing = {"config", "params", "opt_state", "schedule", "epoch", "rng"} - set(state)
+    if missing:
+        raise CheckpointError(f"the state lacks {sorted(missing)}")
+    other = state["config"]
+    if not isinstance(other, TessConfig):
+        raise CheckpointError(f"state['config'] must be a TessConfig, got {type(other).__name__}")
+    diff = _network_difference(config, other)
+    if diff:
+        raise CheckpointError(f"the checkpoint was made for a different network ({diff}); "
+                              "load it with its own config (tess.checkpoint.load_checkpoint) or train anew")
+    shapes = param_shapes(config)
+    params = state["params"]
+    if set(params) != set(shapes):
+        raise CheckpointError(f"parameter names differ: checkpoint {sorted(params)} vs model {sorted(shapes)}")
+    for k, shp in shapes.items():
+        a = np.asarray(params[k])
+        if a.shape != shp or not np.issubdtype(a.dtype, np.floating) or not np.all(np.isfinite(a)):
+            raise CheckpointError(f"parameter {k!r}: expected finite floats of shape {shp}, got {a.dtype} {a.shape}")
+    opt = state["opt_state"]
+    expected = {"step", "m", "v"} if config.optimizer.name == "adam" else {"step", "buf"}
+    if not isinstance(opt, dict) or set(opt) != expected:
+        raise CheckpointError(f"optimiser state keys {sorted(opt) if isinstance(opt, dict) else opt!r} do not match "
+                              f"the {config.optimizer.name!r} optimiser (expected {sorted(expected)})")
+    for key in expected - {"step"}:
+        if set(opt[key]) != set(shapes) or any(np.shape(opt[key][k]) != shapes[k] for k in shapes):
+            raise CheckpointError(f"optimiser state {key!r} does not match the parameters' names and shapes")
+    step = opt["step"]
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+        raise CheckpointError(f"optimiser step {step!r} is invalid: expected a non-negative integer")
+    sch = state["schedule"]
+    try:
+        schedule = PlateauState(lr=float(sch["lr"]), best=float(sch["best"]), bad_epochs=int(sch["bad_epochs"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"schedule state {sch!r} is invalid: {exc}") from exc
+    epoch = state["epoch"]
+    if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
+        raise CheckpointError(f"epoch {epoch!r} is invalid: expected a non-negative integer")
+    rng_state = state["rng"]
+    try:
+        bit_gen = getattr(np.random, rng_state["bit_generator"])()
+        bit_gen.state = rng_state
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"random generator state is invalid: {exc}") from exc
+    try:
+        history = [EpochMetrics(**h) for h in state.get("history", [])]
+    except TypeError as exc:
+        raise CheckpointError(f"training history is invalid: {exc}") from exc
+    return {
+        "params": {k: np.array(params[k]) for k in shapes},
+        "opt_state": {k: (int(v) if k == "step" else {n: np.array(a) for n, a in v.items()})
+                      for k, v in opt.items()},
+        "schedule": schedule,
+        "epoch": int(epoch),
+        "rng": np.random.Generator(bit_gen),
+        "history": history,
+    }
