@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 CONSTRAINTS := -c constraints.txt
-TEST_EXTRAS ?= test,torch,jax,docs
+TEST_EXTRAS ?= test,torch,jax,cupy,docs
 
 .PHONY: demo test docs docs-check bench venv install-demo install-test clean gpu-check
 

@@ -1,0 +1,32 @@
+"""The CPU twin of the CuPy backend: the same train loop and the same fused-kernel
+expression tables, executed by NumPy.
+
+It exists for testing: ``tess.get_backend("tess.backends.cupy.twin:Backend")``
+runs on any machine and exercises every line of the CuPy backend's logic except
+the CUDA launch itself, so the conformance suite can check that logic on CPU.
+It is not a fast backend (the fused kernels are interpreted).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .core import NumpyRunner, XpBackend
+
+__all__ = ["CpuTwinBackend", "Backend"]
+
+
+class CpuTwinBackend(XpBackend):
+    """:class:`~.core.XpBackend` on NumPy with :class:`~.core.NumpyRunner`. Options: ``dtype``."""
+
+    name = "cupy-twin"
+    devices = ("cpu",)
+
+    def __init__(self, *, dtype: str = "float32", device: str | None = None) -> None:
+        super().__init__(xp=np, runner=NumpyRunner(), dtype=dtype, device=device)
+
+    def info(self) -> dict[str, str]:
+        return {**super().info(), "numpy": np.__version__, "kernels": "NumPy twin of the fused CUDA kernels"}
+
+
+Backend = CpuTwinBackend
