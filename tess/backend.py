@@ -127,6 +127,19 @@ class Backend(abc.ABC):
         ``None`` (drawn by the caller from the spec RNG); ``lr`` overrides the
         configured learning rate (the schedule's current value).
         """
+        x, y, masks = self.validated_batch(config, x, y, masks)
+        xb = self.asarray(x)
+        mb = [None if m is None else self.asarray(m) for m in masks]
+        return self._train_batch(
+            config, params, opt_state, xb, y, mb, float(config.optimizer.lr if lr is None else lr), bool(record)
+        )
+
+    def validated_batch(
+        self, config: TessConfig, x: np.ndarray, y: np.ndarray, masks: list[np.ndarray | None] | None
+    ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray | None]]:
+        """The checks every backend's :meth:`train_batch` makes, on the host: config type,
+        batch shape/values/labels (:func:`tess_spec.validate_batch`) and one mask per block.
+        Returns ``x`` and the masks in this backend's dtype and ``y`` as int64 (NumPy)."""
         self._check_config(config)
         x = np.asarray(x)
         y = np.asarray(y)
@@ -135,19 +148,19 @@ class Backend(abc.ABC):
             masks = [None] * len(config.network.blocks)
         if len(masks) != len(config.network.blocks):
             raise ConfigError(f"got {len(masks)} dropout masks for {len(config.network.blocks)} blocks")
-        xb = self.asarray(x.astype(self.dtype, copy=False))
-        mb = [None if m is None else self.asarray(np.asarray(m, dtype=self.dtype)) for m in masks]
-        return self._train_batch(
-            config, params, opt_state, xb, y.astype(np.int64), mb,
-            float(config.optimizer.lr if lr is None else lr), bool(record),
-        )
+        dropout = [m if m is None else np.asarray(m, dtype=self.dtype) for m in masks]
+        return x.astype(self.dtype, copy=False), y.astype(np.int64), dropout
 
     def predict(self, config: TessConfig, params: dict[str, Any], x: np.ndarray) -> np.ndarray:
         """Time-summed logits ``(B, n_classes)`` as NumPy (no learning, no dropout)."""
+        return self.to_numpy(self._predict(config, params, self.asarray(self.validated_input(config, x))))
+
+    def validated_input(self, config: TessConfig, x: np.ndarray) -> np.ndarray:
+        """:meth:`predict`'s host-side checks; returns ``x`` in this backend's dtype (NumPy)."""
         self._check_config(config)
         x = np.asarray(x)
         validate_batch(config, x)
-        return self.to_numpy(self._predict(config, params, self.asarray(x.astype(self.dtype, copy=False))))
+        return x.astype(self.dtype, copy=False)
 
     def _check_config(self, config: TessConfig) -> None:
         if not isinstance(config, TessConfig):
