@@ -1,0 +1,73 @@
+"""Mutation meta-tests: the conformance suite must FAIL every deliberately broken
+variant of the NumPy backend (``tess.conformance.mutants``), and pass the real one.
+
+Each mutant is run through the suite's own check functions (golden traces, fixed
+differential cases, rule properties); the test asserts that at least one named suite
+test fails and records which ones did (``-rA`` or the JUnit properties show them).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+import pytest
+
+from tess.conformance import mutants
+from tess.conformance import strategies as S
+from tess.conformance.harness import Target
+
+eq = importlib.import_module("tess.conformance.test_equations")
+gold = importlib.import_module("tess.conformance.test_golden")
+props = importlib.import_module("tess.conformance.test_properties")
+
+
+def _fixed_cases() -> list[S.Case]:
+    cfgs = eq.named_configs()
+    return [S.make_case(cfgs[n], 100, batch=3, sequence=seq, binary=seq, input_scale=1.0 if seq else 1.5,
+                        weight_scale=2.0, warm_steps=3) for n in cfgs for seq in (False, True)]
+
+
+def _each(check: Callable[[Target, S.Case], None]) -> Callable[[Target], None]:
+    def run(target: Target) -> None:
+        for case in _fixed_cases():
+            check(target, case)
+    return run
+
+
+CHECKS: dict[str, Callable[[Target], None]] = {
+    "golden::test_golden_steps_match[paper]": lambda t: gold.check_golden_steps(t, "paper"),
+    "golden::test_golden_steps_match[reference-code]": lambda t: gold.check_golden_steps(t, "reference-code"),
+    "golden::test_golden_steps_match[paper-ws-dropout]": lambda t: gold.check_golden_steps(t, "paper-ws-dropout"),
+    "equations::test_named_network_matches_spec": _each(eq.check_case),
+    "properties::test_trace_closed_forms": _each(props.check_trace_closed_forms),
+    "properties::test_update_is_bilinear_in_m": _each(props.check_update_bilinear),
+    "properties::test_lsg_signal_is_local_loss_gradient": _each(props.check_lsg_gradient),
+    "properties::test_profiles_differ_where_spec_says": props.check_profiles,
+}
+"""Suite test id → the check function it runs, on fixed inputs."""
+
+
+def _caught(target: Target) -> dict[str, str]:
+    out = {}
+    for name, check in CHECKS.items():
+        try:
+            check(target)
+        except AssertionError as exc:
+            out[name] = str(exc).splitlines()[0][:200]
+    return out
+
+
+@pytest.mark.parametrize("bug,cls", list(mutants.MUTANTS.items()), ids=list(mutants.MUTANTS.values()))
+def test_suite_catches_mutant(bug: str, cls: str, record_property: Callable[[str, object], None]) -> None:
+    """Every mutant fails at least one named suite test."""
+    caught = _caught(Target(f"tess.conformance.mutants:{cls}", "float64"))
+    record_property("caught_by", sorted(caught))
+    print(f"{cls} ({bug}) caught by: {sorted(caught)}")
+    assert caught, f"the suite lets the mutant {cls!r} ({bug}) pass"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_real_backend_passes_the_same_checks(dtype: str) -> None:
+    """The same checks pass on the unmodified NumPy backend (so a catch is not noise)."""
+    assert _caught(Target("numpy", dtype)) == {}
