@@ -37,6 +37,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from mkdocs.plugins import event_priority  # noqa: E402
+
 log = logging.getLogger("mkdocs.hooks.tess")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -429,8 +431,14 @@ MARKERS = {
 _API_RE = re.compile(r"<!-- tess:api (\w+) -->")
 
 
+@event_priority(100)
 def on_config(config: Any, **kwargs: Any) -> Any:
-    """Refresh the API source tree before mkdocstrings reads it."""
+    """Refresh the API source tree before mkdocstrings reads it.
+
+    Priority 100 runs this before every plugin's ``on_config``: mkdocstrings checks
+    its ``paths`` there, and on a fresh clone the folder does not exist yet (griffe
+    would then fall back to the editable install, whose mapped ``tess.backends`` it
+    cannot see statically)."""
     build_api_tree()
     return config
 
