@@ -25,7 +25,8 @@ def adam_step(
     eps: float = 1e-8,
     weight_decay: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One Adam step (``step`` counts from 1), minimising:
+    """One Adam step (``step`` counts from 1), minimising (array-namespace generic:
+    only arithmetic operators, so NumPy, torch and CuPy arrays all work):
 
     ``g ← g + wd·p``; ``m ← β1 m + (1-β1) g``; ``v ← β2 v + (1-β2) g²``;
     ``p ← p - lr · (m / (1-β1^step)) / (sqrt(v / (1-β2^step)) + ε)``.
@@ -36,7 +37,7 @@ def adam_step(
     v = b2 * v + (1 - b2) * g * g
     m_hat = m / (1 - b1**step)
     v_hat = v / (1 - b2**step)
-    return param - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
+    return param - lr * m_hat / (v_hat**0.5 + eps), m, v
 
 
 def sgd_step(
@@ -48,7 +49,7 @@ def sgd_step(
     momentum: float = 0.9,
     weight_decay: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """SGD with momentum (torch semantics, ``buf`` starts at 0):
+    """SGD with momentum (torch semantics, ``buf`` starts at 0; namespace generic):
     ``g ← g + wd·p``; ``buf ← μ·buf + g``; ``p ← p - lr · buf``."""
     g = grad + weight_decay * param if weight_decay else grad
     buf = momentum * buf + g

@@ -113,7 +113,10 @@ def _frame(config: TessConfig, x: np.ndarray, t: int) -> np.ndarray:
 def optimizer_step(
     config: TessConfig, params: dict[str, np.ndarray], opt_state: dict, grads: dict[str, np.ndarray], lr: float
 ) -> tuple[dict[str, np.ndarray], dict]:
-    """Apply every parameter's optimiser once (shared step count), returning new dicts."""
+    """Apply every parameter's optimiser once (shared step count), returning new dicts.
+
+    Works on any arrays with arithmetic operators (NumPy, torch, CuPy): backends
+    call it on their own arrays instead of restating Adam and SGD."""
     oc = config.optimizer
     step = opt_state["step"] + 1
     new_p: dict[str, np.ndarray] = {}

@@ -33,6 +33,7 @@ from tess_spec import TessConfig, block_shapes
 from tess_spec.neuron import reset_amount
 from tess_spec.ops import adaptive_avg_pool_backward
 from tess_spec.reference import lsg_bases
+from tess_spec.reference import optimizer_step as spec_optimizer_step
 
 from . import ops as O
 from .kernels import ModulateSpec, Program, StepSpec, evaluate, modulate_program, neuron_step_program
@@ -450,26 +451,7 @@ class XpBackend(Backend):
         grads: Mapping[str, Any], lr: float,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Adam (bias-corrected) or SGD with momentum (:mod:`tess_spec.optim`), on new arrays."""
-        xp, oc = self.xp, config.optimizer
-        step = int(opt_state["step"]) + 1
-        new_p: dict[str, Any] = {}
-        if oc.name == "adam":
-            b1, b2 = oc.betas
-            c1, c2 = 1 - b1**step, 1 - b2**step
-            ms, vs = {}, {}
-            for k, p in params.items():
-                g = grads[k] + oc.weight_decay * p if oc.weight_decay else grads[k]
-                m = b1 * opt_state["m"][k] + (1 - b1) * g
-                v = b2 * opt_state["v"][k] + (1 - b2) * (g * g)
-                new_p[k] = p - lr * (m / c1) / (xp.sqrt(v / c2) + oc.eps)
-                ms[k], vs[k] = m, v
-            return new_p, {"step": step, "m": ms, "v": vs}
-        bufs = {}
-        for k, p in params.items():
-            g = grads[k] + oc.weight_decay * p if oc.weight_decay else grads[k]
-            bufs[k] = oc.momentum * opt_state["buf"][k] + g
-            new_p[k] = p - lr * bufs[k]
-        return new_p, {"step": step, "buf": bufs}
+        return spec_optimizer_step(config, dict(params), dict(opt_state), dict(grads), lr)
 
     # -- prediction ---------------------------------------------------------------------------
     def _predict(self, config: TessConfig, params: dict[str, Any], x: Any) -> Any:

@@ -19,6 +19,7 @@ from tess_spec.lsg import softmax
 from tess_spec.neuron import reset_amount
 from tess_spec.ops import adaptive_avg_pool_backward, im2col
 from tess_spec.reference import chain_grads, lsg_bases, new_record
+from tess_spec.reference import optimizer_step as spec_optimizer_step
 from tess_spec.weight_std import standardize
 
 from . import kernels as K
@@ -135,26 +136,7 @@ class NumpyBackend(Backend):
         grads: dict[str, np.ndarray], lr: float,
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Adam (bias-corrected) or SGD with momentum, on copies of the arrays."""
-        oc = config.optimizer
-        step = int(opt_state["step"]) + 1
-        new_p: dict[str, np.ndarray] = {}
-        if oc.name == "adam":
-            b1, b2 = oc.betas
-            ms, vs = {}, {}
-            c1, c2 = 1 - b1**step, 1 - b2**step
-            for k, p in params.items():
-                g = grads[k] + oc.weight_decay * p if oc.weight_decay else grads[k]
-                m = b1 * opt_state["m"][k] + (1 - b1) * g
-                v = b2 * opt_state["v"][k] + (1 - b2) * (g * g)
-                new_p[k] = p - lr * (m / c1) / (np.sqrt(v / c2) + oc.eps)
-                ms[k], vs[k] = m, v
-            return new_p, {"step": step, "m": ms, "v": vs}
-        bufs = {}
-        for k, p in params.items():
-            g = grads[k] + oc.weight_decay * p if oc.weight_decay else grads[k]
-            bufs[k] = oc.momentum * opt_state["buf"][k] + g
-            new_p[k] = p - lr * bufs[k]
-        return new_p, {"step": step, "buf": bufs}
+        return spec_optimizer_step(config, dict(params), dict(opt_state), dict(grads), lr)
 
     # -- the train step -------------------------------------------------------
     def _train_batch(

@@ -27,6 +27,7 @@ from tess_spec.errors import ConfigError
 from tess_spec.neuron import reset_amount
 from tess_spec.ops import adaptive_avg_pool_backward
 from tess_spec.reference import lsg_bases
+from tess_spec.reference import optimizer_step as spec_optimizer_step
 
 from . import kernels as K
 from .device import torch_device, torch_dtype
@@ -163,26 +164,7 @@ class TorchBackend(Backend):
         grads: dict[str, torch.Tensor], lr: float,
     ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """Adam (bias-corrected) or SGD with momentum, into new tensors (the inputs are not modified)."""
-        oc = config.optimizer
-        step = int(opt_state["step"]) + 1
-        new_p: dict[str, torch.Tensor] = {}
-        if oc.name == "adam":
-            b1, b2 = oc.betas
-            c1, c2 = 1 - b1**step, 1 - b2**step
-            ms, vs = {}, {}
-            for k, p in params.items():
-                g = grads[k] + oc.weight_decay * p if oc.weight_decay else grads[k]
-                m = opt_state["m"][k] * b1 + (1 - b1) * g
-                v = opt_state["v"][k] * b2 + (1 - b2) * (g * g)
-                new_p[k] = p - lr * (m / c1) / (torch.sqrt(v / c2) + oc.eps)
-                ms[k], vs[k] = m, v
-            return new_p, {"step": step, "m": ms, "v": vs}
-        bufs = {}
-        for k, p in params.items():
-            g = grads[k] + oc.weight_decay * p if oc.weight_decay else grads[k]
-            bufs[k] = oc.momentum * opt_state["buf"][k] + g
-            new_p[k] = p - lr * bufs[k]
-        return new_p, {"step": step, "buf": bufs}
+        return spec_optimizer_step(config, dict(params), dict(opt_state), dict(grads), lr)
 
     # -- the train step --------------------------------------------------------------
     def _train_batch(
