@@ -25,7 +25,6 @@ that is the point of comparison.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -34,10 +33,10 @@ import numpy as np
 from tess_spec import TessConfig, draw_dropout_masks, init_params, make_rng
 from tess_spec.errors import BackendUnavailableError, ConfigError, DataError
 from tess_spec.neuron import reset_amount
-from tess_spec.optim import PlateauState, plateau_update
+from tess_spec.optim import PlateauState
 from tess_spec.validate import validate_batch
 
-from .model import ArrayDataset, EpochMetrics
+from .model import ArrayDataset, EpochLoop, EpochMetrics
 
 try:  # torch is an optional dependency: fail on use, with the extra to install
     import torch
@@ -183,7 +182,7 @@ class BPTTOutput:
     n_correct: int
 
 
-class BPTTModel:
+class BPTTModel(EpochLoop):
     """A network trained by BPTT with surrogate gradients (the TESS comparison baseline).
 
     Args:
@@ -233,11 +232,6 @@ class BPTTModel:
         self.schedule = PlateauState(lr=oc.lr)
         self.epoch = 0
         self.history: list[EpochMetrics] = []
-
-    @property
-    def lr(self) -> float:
-        """The current learning rate (after the schedule)."""
-        return self.schedule.lr
 
     def _tensor(self, a: np.ndarray) -> "torch.Tensor":
         a = np.asarray(a)
@@ -297,56 +291,6 @@ class BPTTModel:
         z = logits - logits.max(axis=1, keepdims=True)
         logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
         return float(-logp[np.arange(len(y)), y].mean()), float((logits.argmax(axis=1) == y).mean())
-
-    def fit(
-        self,
-        train: ArrayDataset,
-        test: ArrayDataset | None = None,
-        *,
-        epochs: int | None = None,
-        on_batch: Callable[[int, int, BPTTOutput], None] | None = None,
-        on_epoch: Callable[[EpochMetrics], None] | None = None,
-    ) -> list[EpochMetrics]:
-        """Train for ``epochs`` epochs with the same shuffling, batching, masks and
-        schedule as :meth:`tess.Model.fit`; returns the history of :class:`tess.EpochMetrics`."""
-        n = len(train.y)
-        if n == 0:
-            raise DataError("the training set is empty")
-        epochs = self.config.train.epochs if epochs is None else epochs
-        if not isinstance(epochs, int) or epochs < 0:
-            raise ConfigError(f"epochs={epochs!r} is invalid: expected a non-negative integer")
-        bs, sc = self.config.train.batch_size, self.config.schedule
-        for _ in range(epochs):
-            t0 = time.perf_counter()
-            order = self.rng.permutation(n)
-            loss_sum, correct = 0.0, 0
-            for s in range(0, n, bs):
-                idx = order[s : s + bs]
-                out = self.train_batch(train.x[idx], train.y[idx])
-                loss_sum += out.loss * len(idx)
-                correct += out.n_correct
-                if on_batch is not None:
-                    on_batch(min(s + bs, n), n, out)
-            train_loss = loss_sum / n
-            if not np.isfinite(train_loss):
-                raise DataError(
-                    f"BPTT training diverged in epoch {self.epoch + 1}: the loss is {train_loss}; "
-                    "lower the learning rate or check the data"
-                )
-            test_loss = test_acc = None
-            if test is not None and len(test.y):
-                test_loss, test_acc = self.evaluate(test.x, test.y)
-            self.epoch += 1
-            m = EpochMetrics(self.epoch, train_loss, correct / n, test_loss, test_acc, self.lr,
-                             time.perf_counter() - t0)
-            self.history.append(m)
-            log.info("bptt epoch %d: %s", self.epoch, m)
-            if sc.name == "plateau":
-                self.schedule = plateau_update(self.schedule, train_loss, factor=sc.factor, patience=sc.patience,
-                                               threshold=sc.threshold, min_lr=sc.min_lr)
-            if on_epoch is not None:
-                on_epoch(m)
-        return self.history
 
     def numpy_params(self) -> dict[str, np.ndarray]:
         """Current parameters as NumPy arrays."""

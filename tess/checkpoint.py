@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from tess_spec import SPEC_VERSION, TessConfig, from_dict, to_dict
 from tess_spec.errors import CheckpointError, TessError
 
 from .backend import Backend
+from .datasets.cache import atomic_write_npz
 from .model import Model
 
 __all__ = ["save_checkpoint", "read_checkpoint", "load_checkpoint", "restore_checkpoint", "Checkpoint",
@@ -118,18 +118,7 @@ def save_checkpoint(model: Model, path: str | os.PathLike, *, extra: dict[str, A
         raise CheckpointError(f"the checkpoint header is not JSON-serialisable ({exc}); check `extra`") from exc
     arrays[_HEADER] = np.frombuffer(blob, dtype=np.uint8)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_npz(path, arrays)
     return path
 
 

@@ -21,7 +21,7 @@ from tess_spec.validate import validate_batch
 from .backend import Backend, TrainOutput
 from .registry import get_backend
 
-__all__ = ["Model", "EpochMetrics", "ArrayDataset"]
+__all__ = ["Model", "EpochLoop", "EpochMetrics", "ArrayDataset"]
 
 log = logging.getLogger(__name__)
 
@@ -50,77 +50,32 @@ class EpochMetrics:
         return asdict(self)
 
 
-class Model:
-    """A TESS network bound to a backend.
+class EpochLoop:
+    """The epoch loop shared by :class:`Model` (TESS) and the BPTT baseline.
 
-    Args:
-        config: the run's :class:`tess_spec.TessConfig`.
-        backend: a :class:`tess.Backend` or a backend name (default ``"numpy"``);
-            with a name, ``backend_options`` go to :func:`tess.get_backend` and the
-            dtype defaults to ``config.train.dtype``.
-        params: NumPy initial parameters; default: drawn from ``config.train.seed``.
+    A subclass provides ``config``, ``rng``, ``epoch``, ``history``, ``schedule``
+    (a :class:`tess_spec.optim.PlateauState`), ``lr``, ``train_batch(x, y)`` returning
+    an object with ``loss`` and ``n_correct``, and ``evaluate(x, y)``.
     """
 
-    def __init__(
-        self,
-        config: TessConfig,
-        backend: Backend | str = "numpy",
-        params: dict[str, np.ndarray] | None = None,
-        **backend_options: Any,
-    ) -> None:
-        if not isinstance(config, TessConfig):
-            raise ConfigError(f"config must be a tess_spec.TessConfig, got {type(config).__name__}")
-        if isinstance(backend, str):
-            backend_options.setdefault("dtype", config.train.dtype)
-            backend = get_backend(backend, **backend_options)
-        elif backend_options:
-            raise ConfigError("backend options are only accepted with a backend name")
-        self.config = config
-        self.backend = backend
-        self.rng = make_rng(config.train.seed)
-        np_params = init_params(config, self.rng) if params is None else params
-        self.params = backend.params_from_numpy(np_params)
-        self.opt_state = backend.opt_state_from_numpy(
-            init_opt_state(config, {k: np.asarray(v, dtype=backend.dtype) for k, v in np_params.items()})
-        )
-        self.schedule = PlateauState(lr=config.optimizer.lr)
-        self.epoch = 0
-        self.history: list[EpochMetrics] = []
+    config: TessConfig
+    rng: np.random.Generator
+    epoch: int
+    history: list[EpochMetrics]
+    schedule: PlateauState
 
     @property
     def lr(self) -> float:
         """The current learning rate (after the schedule)."""
         return self.schedule.lr
 
-    def train_batch(self, x: np.ndarray, y: np.ndarray, *, record: bool = False) -> TrainOutput:
-        """One mini-batch: draw dropout masks from the model's generator, run the
-        backend's train step, keep the updated parameters."""
-        masks = draw_dropout_masks(self.config, int(np.shape(x)[0]), self.rng, self.backend.dtype)
-        out = self.backend.train_batch(
-            self.config, self.params, self.opt_state, x, y, masks=masks, lr=self.lr, record=record
-        )
-        self.params, self.opt_state = out.params, out.opt_state
-        return out
+    def train_batch(self, x: np.ndarray, y: np.ndarray) -> Any:  # pragma: no cover - abstract
+        """One optimiser step on a mini-batch."""
+        raise NotImplementedError
 
-    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Time-summed logits ``(N, n_classes)``, computed in batches."""
-        x = np.asarray(x)
-        if x.shape[:1] == (0,):
-            raise DataError("cannot predict on an empty array")
-        parts = [
-            self.backend.predict(self.config, self.params, x[s : s + batch_size])
-            for s in range(0, x.shape[0], batch_size)
-        ]
-        return np.concatenate(parts, axis=0)
-
-    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> tuple[float, float]:
-        """``(loss, accuracy)`` of the time-summed logits on ``(x, y)``."""
-        x, y = np.asarray(x), np.asarray(y)
-        validate_batch(self.config, x, y)
-        logits = self.predict(x, batch_size).astype(np.float64)
-        z = logits - logits.max(axis=1, keepdims=True)
-        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        return float(-logp[np.arange(len(y)), y].mean()), float((logits.argmax(axis=1) == y).mean())
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:  # pragma: no cover - abstract
+        """``(loss, accuracy)`` on ``(x, y)``."""
+        raise NotImplementedError
 
     def fit(
         self,
@@ -128,7 +83,7 @@ class Model:
         test: ArrayDataset | None = None,
         *,
         epochs: int | None = None,
-        on_batch: Callable[[int, int, TrainOutput], None] | None = None,
+        on_batch: Callable[[int, int, Any], None] | None = None,
         on_epoch: Callable[[EpochMetrics], None] | None = None,
     ) -> list[EpochMetrics]:
         """Train for ``epochs`` (default ``config.train.epochs``) epochs.
@@ -185,6 +140,75 @@ class Model:
             if on_epoch is not None:
                 on_epoch(m)
         return self.history
+
+
+
+class Model(EpochLoop):
+    """A TESS network bound to a backend.
+
+    Args:
+        config: the run's :class:`tess_spec.TessConfig`.
+        backend: a :class:`tess.Backend` or a backend name (default ``"numpy"``);
+            with a name, ``backend_options`` go to :func:`tess.get_backend` and the
+            dtype defaults to ``config.train.dtype``.
+        params: NumPy initial parameters; default: drawn from ``config.train.seed``.
+    """
+
+    def __init__(
+        self,
+        config: TessConfig,
+        backend: Backend | str = "numpy",
+        params: dict[str, np.ndarray] | None = None,
+        **backend_options: Any,
+    ) -> None:
+        if not isinstance(config, TessConfig):
+            raise ConfigError(f"config must be a tess_spec.TessConfig, got {type(config).__name__}")
+        if isinstance(backend, str):
+            backend_options.setdefault("dtype", config.train.dtype)
+            backend = get_backend(backend, **backend_options)
+        elif backend_options:
+            raise ConfigError("backend options are only accepted with a backend name")
+        self.config = config
+        self.backend = backend
+        self.rng = make_rng(config.train.seed)
+        np_params = init_params(config, self.rng) if params is None else params
+        self.params = backend.params_from_numpy(np_params)
+        self.opt_state = backend.opt_state_from_numpy(
+            init_opt_state(config, {k: np.asarray(v, dtype=backend.dtype) for k, v in np_params.items()})
+        )
+        self.schedule = PlateauState(lr=config.optimizer.lr)
+        self.epoch = 0
+        self.history: list[EpochMetrics] = []
+
+    def train_batch(self, x: np.ndarray, y: np.ndarray, *, record: bool = False) -> TrainOutput:
+        """One mini-batch: draw dropout masks from the model's generator, run the
+        backend's train step, keep the updated parameters."""
+        masks = draw_dropout_masks(self.config, int(np.shape(x)[0]), self.rng, self.backend.dtype)
+        out = self.backend.train_batch(
+            self.config, self.params, self.opt_state, x, y, masks=masks, lr=self.lr, record=record
+        )
+        self.params, self.opt_state = out.params, out.opt_state
+        return out
+
+    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Time-summed logits ``(N, n_classes)``, computed in batches."""
+        x = np.asarray(x)
+        if x.shape[:1] == (0,):
+            raise DataError("cannot predict on an empty array")
+        parts = [
+            self.backend.predict(self.config, self.params, x[s : s + batch_size])
+            for s in range(0, x.shape[0], batch_size)
+        ]
+        return np.concatenate(parts, axis=0)
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> tuple[float, float]:
+        """``(loss, accuracy)`` of the time-summed logits on ``(x, y)``."""
+        x, y = np.asarray(x), np.asarray(y)
+        validate_batch(self.config, x, y)
+        logits = self.predict(x, batch_size).astype(np.float64)
+        z = logits - logits.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return float(-logp[np.arange(len(y)), y].mean()), float((logits.argmax(axis=1) == y).mean())
 
     def numpy_params(self) -> dict[str, np.ndarray]:
         """Current parameters as NumPy arrays."""
