@@ -58,5 +58,5 @@ def run(out_dir: Path = RESULTS_DIR, *, quick: bool = False, threads: int | None
     text = (f"Test accuracy (%) of TESS (torch backend) and BPTT, same network, epochs and seed ({seed}); "
             "gap = BPTT − TESS in points.\n\n"
             + markdown_table(["dataset", "preset", "epochs", "TESS", "BPTT", "gap (pts)", "TESS s", "BPTT s"], table))
-    write_markdown(out_dir, "accuracy", text)
+    write_markdown(out_dir, "accuracy", text, payload["environment"])
     return payload

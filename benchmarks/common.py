@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -68,11 +69,22 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
     return "\n".join(lines) + "\n"
 
 
-def write_markdown(out_dir: Path, name: str, text: str) -> Path:
-    """Write ``out_dir/name.md`` (included by the docs)."""
+def provenance(env: dict[str, Any], argv: Sequence[str] | None = None) -> str:
+    """One Markdown line: the command that produced a table and the machine it ran on."""
+    command = " ".join(["python -m benchmarks", *(sys.argv[1:] if argv is None else argv)])
+    versions = ", ".join(f"{k} {env[k]}" for k in ("python", "numpy", "torch") if env.get(k))
+    gpu = f"GPU {env['cuda']}" if env.get("cuda") else "no GPU"
+    machine = env.get("cpu") or env.get("machine")
+    return (f"\n_Command: `{command}` — machine: {machine}, {env.get('cpu_count')} cores, {gpu}; "
+            f"{versions}; {env.get('time')}._\n")
+
+
+def write_markdown(out_dir: Path, name: str, text: str, env: dict[str, Any] | None = None) -> Path:
+    """Write ``out_dir/name.md`` (included by the docs), ending with :func:`provenance` when
+    ``env`` (from :func:`environment`) is given."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.md"
-    path.write_text(text)
+    path.write_text(text + (provenance(env) if env is not None else ""))
     return path
 
 

@@ -105,7 +105,7 @@ def run(out_dir: Path = RESULTS_DIR, *, quick: bool = False, threads: int | None
     payload = {"benchmark": "memory", "quick": quick, "width_scale": width, "T": list(Ts),
                "environment": environment(threads), "rows": rows, "summary": summary}
     write_json(out_dir, "memory", payload)
-    write_markdown(out_dir, "memory", _markdown(rows, summary, width, device))
+    write_markdown(out_dir, "memory", _markdown(rows, summary, width, device), payload["environment"])
     return payload
 
 

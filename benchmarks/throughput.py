@@ -123,5 +123,5 @@ def run(out_dir: Path = RESULTS_DIR, *, quick: bool = False, threads: int | None
     lines.append(markdown_table(["net", "method", "backend", "samples/s", "s/batch", "first batch (s)", "note"], table))
     lines.append("\n" + markdown_table(["net", "torch / numpy (TESS)", "TESS torch / BPTT"],
                                        [[n, r["torch_over_numpy"], r["tess_torch_over_bptt"]] for n, r in ratios.items()]))
-    write_markdown(out_dir, "throughput", "\n".join(lines))
+    write_markdown(out_dir, "throughput", "\n".join(lines), payload["environment"])
     return payload
