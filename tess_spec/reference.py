@@ -7,14 +7,14 @@ Backends are compared against it (conformance) — they never import it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from .config import TessConfig
 from .lsg import basis, block_output, learning_signal
 from .neuron import lif_step, psi, reset_amount, spike
-from .ops import conv2d, flatten_batch
+from .ops import adaptive_avg_pool_backward, conv2d, flatten_batch
 from .optim import adam_step, sgd_step
 from .readout import cross_entropy, readout_features, readout_forward, readout_grad
 from .shapes import block_shapes, state_shapes
@@ -25,6 +25,7 @@ from .weight_std import standardize, standardize_vjp
 
 __all__ = [
     "lsg_bases",
+    "lsg_matrices",
     "effective_weights",
     "forward_current",
     "new_record",
@@ -43,6 +44,21 @@ def lsg_bases(config: TessConfig) -> list[np.ndarray]:
         dim = bs.output[0] * k * k if len(bs.output) == 3 else k
         out.append(basis(config.network.n_classes, dim, config.lsg.omega_min, config.lsg.omega_max))
     return out
+
+
+def lsg_matrices(config: TessConfig) -> list[np.ndarray]:
+    """Per block, the basis B̃ = B / D composed with the adaptive average pool, as one
+    float64 array ``M`` of shape ``(n_classes, *output)``.
+
+    Both maps are linear, so ``z[t] = B̃ · AdaptiveAvgPool_k(out[t]) = M_flat · out_flat[t]``
+    and ``∂L/∂out = reshape((softmax(z/τ) - onehot(y)) / (τ·batch) · M_flat)``: a backend
+    can form the learning signal with two matrix products instead of pooling.
+    """
+    mats = []
+    for i, (bs, B) in enumerate(zip(block_shapes(config.network), lsg_bases(config))):
+        bt = B / B.shape[1]
+        mats.append(adaptive_avg_pool_backward(bt, (bt.shape[0], *bs.output), config.lsg_pool(i)))
+    return mats
 
 
 def effective_weights(config: TessConfig, params: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -85,17 +101,19 @@ def chain_grads(
     dbias: list[np.ndarray],
     d_ro_w: np.ndarray,
     d_ro_b: np.ndarray,
+    ws_vjp: Callable[[Any, Any, Any], tuple[Any, Any]] = standardize_vjp,
 ) -> dict[str, np.ndarray]:
     """The gradients handed to the optimiser, in parameter order: per block
     ``G = Σ_window (causal + non-causal)`` w.r.t. Ŵ, chained through weight
-    standardisation to W and the gain; the bias sums; the readout's sums."""
+    standardisation to W and the gain (``ws_vjp``: the spec's
+    :func:`~tess_spec.weight_std.standardize_vjp`, or a backend's own on its arrays);
+    the bias sums; the readout's sums."""
     grads: dict[str, np.ndarray] = {}
     for i, b in enumerate(config.network.blocks):
-        g_hat = causal[i] + noncausal[i]
+        w = params[f"blocks.{i}.weight"]
+        g_hat = (causal[i] + noncausal[i]).reshape(w.shape)
         if b.weight_std:
-            grads[f"blocks.{i}.weight"], grads[f"blocks.{i}.gain"] = standardize_vjp(
-                params[f"blocks.{i}.weight"], params[f"blocks.{i}.gain"], g_hat
-            )
+            grads[f"blocks.{i}.weight"], grads[f"blocks.{i}.gain"] = ws_vjp(w, params[f"blocks.{i}.gain"], g_hat)
         else:
             grads[f"blocks.{i}.weight"] = g_hat
         if b.bias:

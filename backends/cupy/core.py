@@ -31,8 +31,7 @@ import numpy as np
 from tess.backend import Backend, TrainOutput
 from tess_spec import TessConfig, block_shapes
 from tess_spec.neuron import reset_amount
-from tess_spec.ops import adaptive_avg_pool_backward
-from tess_spec.reference import lsg_bases
+from tess_spec.reference import chain_grads, lsg_matrices
 from tess_spec.reference import optimizer_step as spec_optimizer_step
 
 from . import ops as O
@@ -177,18 +176,15 @@ class XpBackend(Backend):
             return hit[1]
         plans = []
         shapes = block_shapes(config.network)
-        for i, (b, bs, B) in enumerate(zip(config.network.blocks, shapes, lsg_bases(config))):
+        for i, (b, bs, mat) in enumerate(zip(config.network.blocks, shapes, lsg_matrices(config))):
             prev_out = tuple(config.network.input_shape) if i == 0 else shapes[i - 1].output
-            k = config.lsg_pool(i)
-            bt = B / B.shape[1]
-            mat = adaptive_avg_pool_backward(bt, (bt.shape[0], *bs.output), k)
             if mat.ndim == 4:  # (n_classes, C, H, W) -> channels-last columns
                 mat = mat.transpose(0, 2, 3, 1)
             plans.append(
                 BlockPlan(
                     kind=b.kind, kernel_size=b.kernel_size, pool=b.pool, pool_size=b.pool_size,
                     amount=reset_amount(config.lif, config.profile, b.kind), psi=config.psi_name(i),
-                    lsg_matrix=self.asarray(np.ascontiguousarray(mat.reshape(bt.shape[0], -1))),
+                    lsg_matrix=self.asarray(np.ascontiguousarray(mat.reshape(mat.shape[0], -1))),
                     neurons=_nhwc_shape(bs.neurons), inputs=_nhwc_shape(bs.input),
                     flatten_input=b.kind == "linear" and len(prev_out) == 3,
                 )
@@ -377,7 +373,8 @@ class XpBackend(Backend):
                 d_ro_w += err.T @ feats
                 d_ro_b += err.sum(axis=0)
 
-        grads = self._chain_grads(config, params, causal, noncausal, dbias, d_ro_w, d_ro_b)
+        grads = chain_grads(config, params, causal, noncausal, dbias, d_ro_w, d_ro_b,
+                            ws_vjp=lambda w, g, G: O.standardize_vjp(self.xp, w, g, G))
         new_params, new_opt = self.optimizer_step(config, params, opt_state, grads, lr)
         zs = summed - summed.max(axis=1, keepdims=True)
         logp = zs - xp.log(xp.exp(zs).sum(axis=1, keepdims=True))
@@ -423,28 +420,6 @@ class XpBackend(Backend):
         out["n_correct"] = n_correct
         out["state"] = [{k: self.to_numpy(v) for k, v in s.items()} for s in final_state]
         return out
-
-    def _chain_grads(
-        self, config: TessConfig, params: Mapping[str, Any], causal: list[Any], noncausal: list[Any],
-        dbias: list[Any], d_ro_w: Any, d_ro_b: Any,
-    ) -> dict[str, Any]:
-        """Window sums w.r.t. Ŵ chained through weight standardisation; readout grads."""
-        grads: dict[str, Any] = {}
-        for i, b in enumerate(config.network.blocks):
-            w = params[f"blocks.{i}.weight"]
-            g_hat = (causal[i] + noncausal[i]).reshape(w.shape)
-            if b.weight_std:
-                grads[f"blocks.{i}.weight"], grads[f"blocks.{i}.gain"] = O.standardize_vjp(
-                    self.xp, w, params[f"blocks.{i}.gain"], g_hat
-                )
-            else:
-                grads[f"blocks.{i}.weight"] = g_hat
-            if b.bias:
-                grads[f"blocks.{i}.bias"] = dbias[i]
-        grads["readout.weight"] = d_ro_w
-        if "readout.bias" in params:
-            grads["readout.bias"] = d_ro_b
-        return {k: grads[k] for k in params}
 
     def optimizer_step(
         self, config: TessConfig, params: Mapping[str, Any], opt_state: Mapping[str, Any],

@@ -60,8 +60,7 @@ from tess.backend import Backend, TrainOutput
 from tess_spec import TessConfig, block_shapes, param_names
 from tess_spec.errors import BackendUnavailableError, ConfigError
 from tess_spec.neuron import reset_amount
-from tess_spec.ops import adaptive_avg_pool_backward
-from tess_spec.reference import lsg_bases
+from tess_spec.reference import lsg_matrices
 
 from . import kernels as K
 
@@ -71,7 +70,6 @@ __all__ = [
     "padded_batch",
     "program_config",
     "make_plans",
-    "lsg_matrices",
     "build_train_step",
     "build_predict",
 ]
@@ -140,16 +138,6 @@ def make_plans(config: TessConfig) -> list[BlockPlan]:
             weight_std=b.weight_std, inputs=bs.input, neurons=bs.neurons,
         ))
     return out
-
-
-def lsg_matrices(config: TessConfig) -> list[np.ndarray]:
-    """Per block, B̃ composed with the adaptive average pool: ``(n_classes, prod(output))`` (float64)."""
-    mats = []
-    for i, (bs, B) in enumerate(zip(block_shapes(config.network), lsg_bases(config))):
-        k = config.lsg_pool(i)
-        bt = B / B.shape[1]
-        mats.append(adaptive_avg_pool_backward(bt, (bt.shape[0], *bs.output), k).reshape(bt.shape[0], -1))
-    return mats
 
 
 def _effective_weights(plans: list[BlockPlan], params: dict[str, jnp.ndarray]) -> list[jnp.ndarray]:
@@ -442,7 +430,7 @@ class JaxBackend(Backend):
         """(program config, parameter names, LSG matrices on the device) of ``config``, cached by identity."""
         hit = self._configs.get(id(config))
         if hit is None or hit[0] is not config:
-            mats = [self.asarray(m) for m in lsg_matrices(config)]
+            mats = [self.asarray(m.reshape(m.shape[0], -1)) for m in lsg_matrices(config)]
             hit = (config, program_config(config), param_names(config), mats)
             self._configs[id(config)] = hit
         return hit[1], hit[2], hit[3]

@@ -17,8 +17,8 @@ from tess.backend import Backend, TrainOutput
 from tess_spec import TessConfig, block_shapes
 from tess_spec.lsg import softmax
 from tess_spec.neuron import reset_amount
-from tess_spec.ops import adaptive_avg_pool_backward, im2col
-from tess_spec.reference import chain_grads, lsg_bases, new_record
+from tess_spec.ops import im2col
+from tess_spec.reference import chain_grads, lsg_matrices, new_record
 from tess_spec.reference import optimizer_step as spec_optimizer_step
 from tess_spec.weight_std import standardize
 
@@ -68,10 +68,9 @@ class NumpyBackend(Backend):
         if hit is not None and hit[0] is config:
             return hit[1]
         plans = []
-        for i, (b, bs, B) in enumerate(zip(config.network.blocks, block_shapes(config.network), lsg_bases(config))):
+        for i, (b, bs, M) in enumerate(zip(config.network.blocks, block_shapes(config.network), lsg_matrices(config))):
             k = config.lsg_pool(i)
-            bt = B / B.shape[1]
-            lsg_matrix = adaptive_avg_pool_backward(bt, (bt.shape[0], *bs.output), k).reshape(bt.shape[0], -1)
+            lsg_matrix = M.reshape(M.shape[0], -1)
             plans.append(
                 BlockPlan(
                     kind=b.kind, k=k, pool=b.pool, pool_size=b.pool_size,

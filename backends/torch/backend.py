@@ -25,8 +25,7 @@ from tess.backend import Backend, TrainOutput
 from tess_spec import TessConfig, block_shapes, state_shapes
 from tess_spec.errors import ConfigError
 from tess_spec.neuron import reset_amount
-from tess_spec.ops import adaptive_avg_pool_backward
-from tess_spec.reference import lsg_bases
+from tess_spec.reference import chain_grads, lsg_matrices, new_record
 from tess_spec.reference import optimizer_step as spec_optimizer_step
 
 from . import kernels as K
@@ -122,10 +121,9 @@ class TorchBackend(Backend):
         if hit is not None and hit[0] is config:
             return hit[1]
         plans = []
-        for i, (b, bs, B) in enumerate(zip(config.network.blocks, block_shapes(config.network), lsg_bases(config))):
+        for i, (b, bs, M) in enumerate(zip(config.network.blocks, block_shapes(config.network), lsg_matrices(config))):
             k = config.lsg_pool(i)
-            bt = B / B.shape[1]
-            lsg = adaptive_avg_pool_backward(bt, (bt.shape[0], *bs.output), k).reshape(bt.shape[0], -1)
+            lsg = M.reshape(M.shape[0], -1)
             plans.append(
                 BlockPlan(
                     kind=b.kind, k=k, pool=b.pool, pool_size=b.pool_size,
@@ -199,7 +197,7 @@ class TorchBackend(Backend):
         d_ro_w = torch.zeros_like(ro_w)
         d_ro_b = torch.zeros((net.n_classes,), dtype=dt, device=dev)
         summed = torch.zeros((n, net.n_classes), dtype=dt, device=dev)
-        rec = self._new_record(config, n) if record else None
+        rec = new_record(config, n, self.dtype) if record else None
         static_cur: torch.Tensor | None = None
         lp = tc.lambda_post
 
@@ -257,7 +255,7 @@ class TorchBackend(Backend):
                 d_ro_w.add_(err.t() @ feats)
                 d_ro_b.add_(err.sum(dim=0))
 
-        grads = self._chain_grads(config, params, causal, noncausal, dbias, d_ro_w, d_ro_b)
+        grads = chain_grads(config, params, causal, noncausal, dbias, d_ro_w, d_ro_b, ws_vjp=K.standardize_vjp)
         new_params, new_opt = self.optimizer_step(config, params, opt_state, grads, lr)
         logp = torch.log_softmax(summed, dim=1)
         loss_t = -(logp * onehot).sum() / n
@@ -273,37 +271,6 @@ class TorchBackend(Backend):
                 state=[{k: self.to_numpy(v) for k, v in s.items()} for s in state],
             )
         return TrainOutput(new_params, new_opt, loss, n_correct, state, rec)
-
-    def _chain_grads(
-        self, config: TessConfig, params: dict[str, torch.Tensor], causal: list[torch.Tensor],
-        noncausal: list[torch.Tensor], dbias: list[torch.Tensor], d_ro_w: torch.Tensor, d_ro_b: torch.Tensor,
-    ) -> dict[str, torch.Tensor]:
-        grads: dict[str, torch.Tensor] = {}
-        for i, b in enumerate(config.network.blocks):
-            g_hat = causal[i] + noncausal[i]
-            if b.weight_std:
-                grads[f"blocks.{i}.weight"], grads[f"blocks.{i}.gain"] = K.standardize_vjp(
-                    params[f"blocks.{i}.weight"], params[f"blocks.{i}.gain"], g_hat
-                )
-            else:
-                grads[f"blocks.{i}.weight"] = g_hat
-            if b.bias:
-                grads[f"blocks.{i}.bias"] = dbias[i]
-        grads["readout.weight"] = d_ro_w
-        if "readout.bias" in params:
-            grads["readout.bias"] = d_ro_b
-        return {k: grads[k] for k in params}
-
-    def _new_record(self, config: TessConfig, n: int) -> dict[str, Any]:
-        T, L = config.train.T, len(config.network.blocks)
-        shapes = state_shapes(config.network, n)
-        rec: dict[str, Any] = {
-            key: [np.zeros((T, *s["q" if key == "q" else "u"]), self.dtype) for s in shapes]
-            for key in ("u", "o", "psi", "q", "h", "m")
-        }
-        rec["logits"] = np.zeros((T, n, config.network.n_classes), self.dtype)
-        rec["lsg_loss"] = np.zeros((T, L))
-        return rec
 
     # -- inference -------------------------------------------------------------------
     def _predict(self, config: TessConfig, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
