@@ -7,6 +7,7 @@ Backends are compared against it (conformance) — they never import it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -26,6 +27,8 @@ from .weight_std import standardize, standardize_vjp
 __all__ = [
     "lsg_bases",
     "lsg_matrices",
+    "BlockPlan",
+    "block_plans",
     "effective_weights",
     "forward_current",
     "new_record",
@@ -59,6 +62,48 @@ def lsg_matrices(config: TessConfig) -> list[np.ndarray]:
         bt = B / B.shape[1]
         mats.append(adaptive_avg_pool_backward(bt, (bt.shape[0], *bs.output), config.lsg_pool(i)))
     return mats
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    """Everything a block's step needs that depends only on the config.
+
+    Attributes:
+        kind: ``"conv"`` or ``"linear"``.
+        k: the block's LSG pool size.
+        pool: block pooling (``None``, ``"max"``, ``"avg"``, ``"global_avg"``).
+        pool_size: pooling window.
+        amount: soft-reset amount r (:func:`tess_spec.neuron.reset_amount`).
+        psi: name of the block's ψ.
+        lsg_matrix: :func:`lsg_matrices` flattened to ``(n_classes, prod(output))``
+            (float64 here; a backend swaps in its own array with ``dataclasses.replace``).
+        out_shape: per-sample output shape.
+        neurons: per-sample neuron shape.
+        weight_shape: shape of W.
+    """
+
+    kind: str
+    k: int
+    pool: str | None
+    pool_size: int
+    amount: float
+    psi: str
+    lsg_matrix: Any
+    out_shape: tuple[int, ...]
+    neurons: tuple[int, ...]
+    weight_shape: tuple[int, ...]
+
+
+def block_plans(config: TessConfig) -> list[BlockPlan]:
+    """The :class:`BlockPlan` of every block, in order."""
+    plans = []
+    for i, (b, bs, M) in enumerate(zip(config.network.blocks, block_shapes(config.network), lsg_matrices(config))):
+        plans.append(BlockPlan(
+            kind=b.kind, k=config.lsg_pool(i), pool=b.pool, pool_size=b.pool_size,
+            amount=reset_amount(config.lif, config.profile, b.kind), psi=config.psi_name(i),
+            lsg_matrix=M.reshape(M.shape[0], -1), out_shape=bs.output, neurons=bs.neurons, weight_shape=bs.weight,
+        ))
+    return plans
 
 
 def effective_weights(config: TessConfig, params: dict[str, np.ndarray]) -> list[np.ndarray]:

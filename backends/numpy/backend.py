@@ -8,38 +8,22 @@ pool and basis are fused into one ``(n_classes × outputs)`` matrix per block.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from tess.backend import Backend, TrainOutput
-from tess_spec import TessConfig, block_shapes
+from tess_spec import TessConfig
 from tess_spec.lsg import softmax
-from tess_spec.neuron import reset_amount
 from tess_spec.ops import im2col
-from tess_spec.reference import chain_grads, lsg_matrices, new_record
+from tess_spec.reference import BlockPlan, block_plans, chain_grads, new_record
 from tess_spec.reference import optimizer_step as spec_optimizer_step
 from tess_spec.weight_std import standardize
 
 from . import kernels as K
 
 __all__ = ["NumpyBackend", "BlockPlan"]
-
-
-@dataclass(frozen=True)
-class BlockPlan:
-    """Everything a block's step needs that depends only on the config."""
-
-    kind: str
-    k: int  # LSG pool size
-    pool: str | None
-    pool_size: int
-    amount: float
-    psi: str
-    lsg_matrix: np.ndarray  # (n_classes, prod(output)): B̃ composed with the adaptive pool
-    out_shape: tuple[int, ...]
-    neurons: tuple[int, ...]
 
 
 class NumpyBackend(Backend):
@@ -67,17 +51,7 @@ class NumpyBackend(Backend):
         hit = self._plans.get(id(config))
         if hit is not None and hit[0] is config:
             return hit[1]
-        plans = []
-        for i, (b, bs, M) in enumerate(zip(config.network.blocks, block_shapes(config.network), lsg_matrices(config))):
-            k = config.lsg_pool(i)
-            lsg_matrix = M.reshape(M.shape[0], -1)
-            plans.append(
-                BlockPlan(
-                    kind=b.kind, k=k, pool=b.pool, pool_size=b.pool_size,
-                    amount=reset_amount(config.lif, config.profile, b.kind), psi=config.psi_name(i),
-                    lsg_matrix=lsg_matrix.astype(self.dtype), out_shape=bs.output, neurons=bs.neurons,
-                )
-            )
+        plans = [replace(p, lsg_matrix=p.lsg_matrix.astype(self.dtype)) for p in block_plans(config)]
         self._plans[id(config)] = (config, plans)
         return plans
 

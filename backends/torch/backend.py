@@ -15,17 +15,16 @@ are fused into one ``(n_classes × outputs)`` matrix per block, and a direct
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 
 from tess.backend import Backend, TrainOutput
-from tess_spec import TessConfig, block_shapes, state_shapes
+from tess_spec import TessConfig, state_shapes
 from tess_spec.errors import ConfigError
-from tess_spec.neuron import reset_amount
-from tess_spec.reference import chain_grads, lsg_matrices, new_record
+from tess_spec.reference import BlockPlan, block_plans, chain_grads, new_record
 from tess_spec.reference import optimizer_step as spec_optimizer_step
 
 from . import kernels as K
@@ -34,22 +33,6 @@ from .device import torch_device, torch_dtype
 __all__ = ["TorchBackend", "BlockPlan"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class BlockPlan:
-    """Everything a block's step needs that depends only on the config (and device/dtype)."""
-
-    kind: str
-    k: int  # LSG pool size
-    pool: str | None
-    pool_size: int
-    amount: float
-    psi: str
-    lsg_matrix: torch.Tensor  # (n_classes, prod(output)): B̃ composed with the adaptive pool
-    out_shape: tuple[int, ...]
-    neurons: tuple[int, ...]
-    weight_shape: tuple[int, ...]
 
 
 class TorchBackend(Backend):
@@ -120,18 +103,10 @@ class TorchBackend(Backend):
         hit = self._plans.get(id(config))
         if hit is not None and hit[0] is config:
             return hit[1]
-        plans = []
-        for i, (b, bs, M) in enumerate(zip(config.network.blocks, block_shapes(config.network), lsg_matrices(config))):
-            k = config.lsg_pool(i)
-            lsg = M.reshape(M.shape[0], -1)
-            plans.append(
-                BlockPlan(
-                    kind=b.kind, k=k, pool=b.pool, pool_size=b.pool_size,
-                    amount=reset_amount(config.lif, config.profile, b.kind), psi=config.psi_name(i),
-                    lsg_matrix=torch.as_tensor(lsg, dtype=self.torch_dtype, device=self.torch_device),
-                    out_shape=bs.output, neurons=bs.neurons, weight_shape=bs.weight,
-                )
-            )
+        plans = [
+            replace(p, lsg_matrix=torch.as_tensor(p.lsg_matrix, dtype=self.torch_dtype, device=self.torch_device))
+            for p in block_plans(config)
+        ]
         self._plans[id(config)] = (config, plans)
         return plans
 
