@@ -66,6 +66,12 @@ the keys of :class:`tess.EpochMetrics`), imported on use."""
 CHECKPOINT_NAME = "last.npz"
 """File name of the per-epoch checkpoint inside ``--checkpoint-dir``."""
 
+SUBCOMMANDS: dict[str, str] = {}
+"""Further ``tess`` subcommands: name → ``"module:register"``.  ``register(subparsers)``
+adds the subcommand's parser and sets its ``handler`` default to a function
+``handler(args) -> int`` (the exit status); modules are imported when the parser is
+built, so they must import no framework at module level."""
+
 
 def _parse_value(text: str) -> Any:
     try:
@@ -122,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
 
     sub.add_parser("backends", help="list backends and whether they can run here")
+    for name, target in SUBCOMMANDS.items():
+        module_name, _, fn_name = target.partition(":")
+        getattr(importlib.import_module(module_name), fn_name)(sub)
     return p
 
 
@@ -431,6 +440,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "train":
             train_command(args)
             return 0
+        handler = getattr(args, "handler", None)
+        if handler is not None:
+            return int(handler(args))
         return backends_command()
     except TessError as exc:
         print(f"tess: error: {exc}", file=sys.stderr)
