@@ -52,6 +52,7 @@ from tess_spec import presets  # noqa: E402
 
 from . import errors  # noqa: E402
 from .backend import Backend, TrainOutput  # noqa: E402
+from .complexity import complexity  # noqa: E402
 from .model import EpochMetrics, Model  # noqa: E402
 from .registry import get_backend, list_backends  # noqa: E402
 
@@ -68,6 +69,7 @@ __all__ = [
     "TessConfig",
     "TrainOutput",
     "__version__",
+    "complexity",
     "errors",
     "get_backend",
     "list_backends",

@@ -66,7 +66,9 @@ the keys of :class:`tess.EpochMetrics`), imported on use."""
 CHECKPOINT_NAME = "last.npz"
 """File name of the per-epoch checkpoint inside ``--checkpoint-dir``."""
 
-SUBCOMMANDS: dict[str, str] = {}
+SUBCOMMANDS: dict[str, str] = {
+    "complexity": "tess.complexity_cli:register",
+}
 """Further ``tess`` subcommands: name → ``"module:register"``.  ``register(subparsers)``
 adds the subcommand's parser and sets its ``handler`` default to a function
 ``handler(args) -> int`` (the exit status); modules are imported when the parser is
