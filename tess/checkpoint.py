@@ -14,19 +14,32 @@ Layout (``FORMAT = "tess-checkpoint"``, ``FORMAT_VERSION = 1``): a NumPy ``.npz`
 - ``opt/<slot>/<name>``: optimiser moments (``m``, ``v`` for Adam; ``buf`` for SGD).
 
 Arrays keep the dtype they were trained in, so a float64 network moved between
-backends keeps every bit.  Files are written to a temporary file in the target
-folder, flushed, fsynced and moved into place with :func:`os.replace`: a crash
-never leaves a half-written checkpoint.  Reading checks the zip, the header and
-every array's shape, dtype and checksum, and the network against the model,
-before anything is assigned: a corrupt, truncated or mismatched file raises
-:class:`tess.errors.CheckpointError` and never yields a half-loaded model.
+backends keeps every bit.  Files are written by :func:`tess_spec.atomic.atomic_write`
+(a temporary file in the target folder, flushed, fsynced and moved into place with
+:func:`os.replace`): a crash or a full disk never leaves a half-written checkpoint,
+and a target that is a symbolic link or not a regular file is refused.  A model
+whose parameters or optimiser moments hold NaN or Inf is never saved.  Reading
+checks the zip, the header and every array's shape, dtype and checksum; restoring
+(:meth:`tess.Model.load_state_dict`) checks every value it restores — finite
+parameters and moments, Adam's ``v`` ≥ 0, the step and epoch counters, the
+schedule (``lr`` finite and > 0), the generator state, the history — and the
+network against the model, before anything is assigned: a corrupt, truncated or
+mismatched file raises :class:`tess.errors.CheckpointError` and never yields a
+half-loaded model.
+
+:class:`CheckpointLock` keeps two runs from writing one checkpoint folder at once.
 """
 
 from __future__ import annotations
 
+import datetime
+import errno
 import hashlib
 import json
+import logging
 import os
+import socket
+import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,14 +48,16 @@ from typing import Any
 import numpy as np
 
 from tess_spec import SPEC_VERSION, TessConfig, from_dict, to_dict
-from tess_spec.errors import CheckpointError, TessError
+from tess_spec.atomic import atomic_write
+from tess_spec.errors import CheckpointError, OutputError, TessError
 
 from .backend import Backend
-from .datasets.cache import atomic_write_npz
-from .model import Model
+from .model import Model, _network_difference, _validated_state
 
 __all__ = ["save_checkpoint", "read_checkpoint", "load_checkpoint", "restore_checkpoint", "Checkpoint",
-           "FORMAT", "FORMAT_VERSION"]
+           "CheckpointLock", "FORMAT", "FORMAT_VERSION", "LOCK_NAME"]
+
+log = logging.getLogger(__name__)
 
 FORMAT = "tess-checkpoint"
 """The ``format`` value in every checkpoint header."""
@@ -87,8 +102,15 @@ def save_checkpoint(model: Model, path: str | os.PathLike, *, extra: dict[str, A
     """Write ``model``'s full training state to ``path`` (atomically); returns the path.
 
     ``extra`` is any JSON-serialisable data stored in the header (e.g. CLI arguments).
+    Raises :class:`tess.errors.CheckpointError` (and writes nothing) if the state would
+    not load back — e.g. a parameter or optimiser moment holds NaN or Inf — and
+    :class:`tess.errors.OutputError` if the file cannot be written.
     """
     state = model.state_dict()
+    try:
+        _validated_state(model.config, state, state["dtype"])
+    except CheckpointError as exc:
+        raise CheckpointError(f"refusing to write checkpoint {str(path)!r}: {exc}") from exc
     arrays: dict[str, np.ndarray] = {f"params/{k}": np.ascontiguousarray(v) for k, v in state["params"].items()}
     opt = state["opt_state"]
     for slot, values in opt.items():
@@ -118,7 +140,7 @@ def save_checkpoint(model: Model, path: str | os.PathLike, *, extra: dict[str, A
         raise CheckpointError(f"the checkpoint header is not JSON-serialisable ({exc}); check `extra`") from exc
     arrays[_HEADER] = np.frombuffer(blob, dtype=np.uint8)
     path = Path(path)
-    atomic_write_npz(path, arrays)
+    atomic_write(path, lambda fh: np.savez(fh, **arrays), what="checkpoint")
     return path
 
 
@@ -162,8 +184,8 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
                 arrays[name] = a
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError, TypeError, UnicodeDecodeError,
-            json.JSONDecodeError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError, TypeError, AttributeError,
+            UnicodeDecodeError, json.JSONDecodeError, MemoryError) as exc:
         raise CheckpointError(f"{where} is corrupt or truncated ({type(exc).__name__}: {exc}); "
                               "use an earlier checkpoint or train anew") from exc
     try:
@@ -172,7 +194,7 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
             raise CheckpointError(f"{where} was written for spec {header.get('spec_version')!r}, "
                                   f"incompatible with this spec {SPEC_VERSION!r}")
         params = {k[len("params/"):]: v for k, v in arrays.items() if k.startswith("params/")}
-        opt: dict[str, Any] = {"step": int(header["optimizer"]["step"])}
+        opt: dict[str, Any] = {"step": header["optimizer"]["step"]}
         for k, v in arrays.items():
             if k.startswith("opt/"):
                 _, slot, name = k.split("/", 2)
@@ -191,7 +213,7 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
         }
     except CheckpointError:
         raise
-    except (TessError, KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (TessError, KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise CheckpointError(f"{where} has an invalid header ({type(exc).__name__}: {exc})") from exc
     return Checkpoint(header, state)
 
@@ -206,8 +228,13 @@ def load_checkpoint(path: str | os.PathLike, backend: Backend | str = "numpy", *
     """
     ckpt = read_checkpoint(path)
     cfg = ckpt.config if config is None else config
+    diff = _network_difference(cfg, ckpt.config)
+    if diff:
+        raise CheckpointError(f"checkpoint {str(path)!r} was made for a different network ({diff}); load it "
+                              "without config= (it carries its own) or train anew")
     if isinstance(backend, str):
-        backend_options.setdefault("dtype", ckpt.state["dtype"])
+        dtype = ckpt.state["dtype"]
+        backend_options.setdefault("dtype", dtype if dtype in ("float32", "float64") else "float64")
     model = Model(cfg, backend, params=ckpt.state["params"], **backend_options)
     model.load_state_dict(ckpt.state)
     return model
@@ -218,3 +245,161 @@ def restore_checkpoint(model: Model, path: str | os.PathLike) -> Checkpoint:
     ckpt = read_checkpoint(path)
     model.load_state_dict(ckpt.state)
     return ckpt
+
+
+LOCK_NAME = ".tess-lock"
+"""Name of the lock file :class:`CheckpointLock` keeps in a checkpoint folder."""
+
+
+class CheckpointLock:
+    """An exclusive lock on a checkpoint folder, held while a run writes it.
+
+    ``with CheckpointLock(folder): ...`` creates ``folder/.tess-lock`` holding the
+    owner's pid, host, start time and command line, and takes an exclusive
+    ``flock`` on it.  A second process (or a second lock in this one) gets
+    :class:`tess.errors.CheckpointError` naming the owner.  The kernel releases the
+    ``flock`` when the owner exits in any way — even ``kill -9`` or a power cut of a
+    local disk — so a crashed run never leaves a stale lock: the next run finds the
+    file unlocked and takes it over (the old pid is only shown in messages).
+    Where ``flock`` is unsupported (some network file systems) the lock falls back to
+    checking whether the recorded pid still runs on this host.  The lock file is
+    removed on release.
+    """
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = Path(folder)
+        self.path = self.folder / LOCK_NAME
+        self._fd: int | None = None
+
+    def __enter__(self) -> "CheckpointLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock."""
+        return self._fd is not None
+
+    def _owner(self) -> dict[str, Any]:
+        try:
+            info = json.loads(self.path.read_text(encoding="utf-8") or "{}")
+        except (OSError, ValueError, UnicodeDecodeError):
+            return {}
+        return info if isinstance(info, dict) else {}
+
+    def _busy(self, info: dict[str, Any]) -> CheckpointError:
+        who = (f"process {info.get('pid', '?')} on {info.get('host', '?')} (started {info.get('started', '?')}: "
+               f"{info.get('command', '?')})") if info else "another process"
+        return CheckpointError(
+            f"checkpoint folder {str(self.folder)!r} is in use by {who}; two runs writing one folder would overwrite "
+            f"each other's checkpoints and metrics. Wait for that run, or pass another --checkpoint-dir. (The lock "
+            f"{str(self.path)!r} is released automatically when its process ends.)"
+        )
+
+    def acquire(self) -> None:
+        """Take the lock or raise :class:`tess.errors.CheckpointError` naming its holder."""
+        if self._fd is not None:
+            return
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create checkpoint folder {str(self.folder)!r}: {exc.strerror or exc}") from exc
+        for _ in range(10):
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise OutputError(f"cannot create the lock file {str(self.path)!r}: {exc.strerror or exc}") from exc
+            try:
+                locked = _flock(fd)
+            except BaseException:
+                os.close(fd)
+                raise
+            if locked is False:
+                os.close(fd)
+                raise self._busy(self._owner())
+            if locked is None and _pid_alive(self._owner()):  # no flock here: fall back to the recorded pid
+                os.close(fd)
+                raise self._busy(self._owner())
+            try:  # the file we locked must still be the one at the path (not unlinked by a releasing owner)
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(fd)
+                continue
+            stale = self._owner()
+            if stale.get("pid") not in (None, os.getpid()):
+                log.warning("taking over %s from process %s, which no longer holds it (it ended without "
+                            "releasing the lock)", self.path, stale.get("pid"))
+            info = {"pid": os.getpid(), "host": socket.gethostname(), "start": _start_time(os.getpid()),
+                    "started": datetime.datetime.now().isoformat(timespec="seconds"),
+                    "command": " ".join(sys.argv)[:300]}
+            try:
+                os.ftruncate(fd, 0)
+                os.write(fd, json.dumps(info).encode("utf-8"))
+            except OSError as exc:
+                os.close(fd)
+                raise OutputError(f"cannot write the lock file {str(self.path)!r}: {exc.strerror or exc}") from exc
+            self._fd = fd
+            return
+        raise self._busy(self._owner())  # pragma: no cover - ten lost races in a row
+
+    def release(self) -> None:
+        """Remove the lock file and release the lock (no-op if not held)."""
+        if self._fd is None:
+            return
+        try:
+            if os.fstat(self._fd).st_ino == os.stat(self.path).st_ino:
+                os.unlink(self.path)
+        except OSError:
+            pass
+        finally:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _flock(fd: int) -> bool | None:
+    """``True`` if an exclusive flock was taken, ``False`` if another holds it, ``None``
+    if this platform or file system has no flock."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            return False
+        return None  # ENOLCK / EOPNOTSUPP: no locks on this file system
+    return True
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux), to tell a reused pid apart."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _pid_alive(info: dict[str, Any]) -> bool:
+    """Whether the lock owner recorded in ``info`` still runs (used only without flock)."""
+    pid = info.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    if info.get("host") != socket.gethostname():
+        return True  # cannot tell: assume it runs
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    start = info.get("start")
+    return start is None or _start_time(pid) in (None, start)

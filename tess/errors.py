@@ -6,6 +6,8 @@ from tess_spec.errors import (
     CheckpointError,
     ConfigError,
     DataError,
+    DivergenceError,
+    OutputError,
     ShapeError,
     TessError,
 )
@@ -18,4 +20,6 @@ __all__ = [
     "BackendNotFoundError",
     "BackendUnavailableError",
     "CheckpointError",
+    "DivergenceError",
+    "OutputError",
 ]

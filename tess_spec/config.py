@@ -46,13 +46,29 @@ SCHEDULES: tuple[str, ...] = ("plateau", "none")
 DTYPES: tuple[str, ...] = ("float32", "float64")
 
 
+INT_MAX = 2**31 - 1
+"""Largest value of an integer size field (features, T, batch size …); ``seed`` is unbounded."""
+
+
 def _fail(where: str, name: str, value: Any, expected: str) -> None:
     raise ConfigError(f"{where}.{name}={value!r} is invalid: expected {expected}.")
 
 
 def _check_choice(where: str, name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:
         _fail(where, name, value, "one of " + ", ".join(repr(c) for c in choices))
+
+
+def _check_bool(where: str, name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        _fail(where, name, value, "true or false")
+
+
+def _as_tuple(where: str, name: str, value: Any, expected: str) -> tuple:
+    """``value`` as a tuple if it is a list or tuple, else a ConfigError."""
+    if not isinstance(value, (list, tuple)):
+        _fail(where, name, value, expected)
+    return tuple(value)
 
 
 def _check_number(
@@ -65,11 +81,21 @@ def _check_number(
     lo_open: bool = False,
     hi_open: bool = False,
     integer: bool = False,
+    unbounded: bool = False,
 ) -> None:
     kind = "an integer" if integer else "a finite number"
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok_type or (not integer and not math.isfinite(value)):
+    if isinstance(value, bool) or not ok_type:
         _fail(where, name, value, kind)
+    if integer and hi is None and not unbounded and value > INT_MAX:
+        _fail(where, name, value, f"an integer of at most {INT_MAX} (a size no array can hold)")
+    if not integer:
+        try:  # a Python int too large for a float (10**400) is not a usable number either
+            finite = math.isfinite(float(value))
+        except OverflowError:
+            finite = False
+        if not finite:
+            _fail(where, name, value, kind)
     below = lo is not None and (value <= lo if lo_open else value < lo)
     above = hi is not None and (value >= hi if hi_open else value > hi)
     if below or above:
@@ -121,6 +147,8 @@ class BlockConfig:
                 _fail(w, "pool", self.pool, "None for a linear block (pooling is spatial)")
         _check_number(w, "pool_size", self.pool_size, lo=1, integer=True)
         _check_number(w, "dropout", self.dropout, lo=0.0, hi=1.0, hi_open=True)
+        _check_bool(w, "weight_std", self.weight_std)
+        _check_bool(w, "bias", self.bias)
         if self.psi is not None:
             _check_choice(w, "psi", self.psi, PSI_NAMES)
 
@@ -130,6 +158,9 @@ class ReadoutConfig:
     """The non-spiking linear readout on the last block's globally pooled output."""
 
     bias: bool = True
+
+    def __post_init__(self) -> None:
+        _check_bool("ReadoutConfig", "bias", self.bias)
 
 
 @dataclass(frozen=True)
@@ -150,10 +181,11 @@ class NetworkConfig:
 
     def __post_init__(self) -> None:
         w = "NetworkConfig"
-        object.__setattr__(self, "input_shape", tuple(self.input_shape))
-        object.__setattr__(self, "blocks", tuple(self.blocks))
+        object.__setattr__(self, "input_shape", _as_tuple(w, "input_shape", self.input_shape,
+                                                          "(C, H, W) or (N,) of positive integers"))
+        object.__setattr__(self, "blocks", _as_tuple(w, "blocks", self.blocks, "a list of blocks"))
         if len(self.input_shape) not in (1, 3) or not all(
-            isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in self.input_shape
+            isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= INT_MAX for s in self.input_shape
         ):
             _fail(w, "input_shape", self.input_shape, "(C, H, W) or (N,) of positive integers")
         _check_number(w, "n_classes", self.n_classes, lo=2, integer=True)
@@ -162,6 +194,8 @@ class NetworkConfig:
         for b in self.blocks:
             if not isinstance(b, BlockConfig):
                 _fail(w, "blocks", b, "BlockConfig instances")
+        if not isinstance(self.readout, ReadoutConfig):
+            _fail(w, "readout", self.readout, "a ReadoutConfig")
         # Shape propagation validates conv-after-linear and vanishing feature maps.
         from .shapes import block_shapes
 
@@ -208,7 +242,8 @@ class TraceConfig:
 
     def __post_init__(self) -> None:
         w = "TraceConfig"
-        object.__setattr__(self, "factors", tuple(self.factors))
+        object.__setattr__(self, "factors", _as_tuple(w, "factors", self.factors,
+                                                      "four numbers [λ_post, λ_pre, α_post, α_pre]"))
         if len(self.factors) != 4:
             _fail(w, "factors", self.factors, "four numbers [λ_post, λ_pre, α_post, α_pre]")
         names = ("lambda_post", "lambda_pre", "alpha_post", "alpha_pre")
@@ -260,11 +295,16 @@ class LSGConfig:
     def __post_init__(self) -> None:
         w = "LSGConfig"
         if self.pool_sizes is not None:
-            object.__setattr__(self, "pool_sizes", tuple(self.pool_sizes))
+            object.__setattr__(self, "pool_sizes", _as_tuple(w, "pool_sizes", self.pool_sizes,
+                                                             "null or one positive integer per block"))
             for k in self.pool_sizes:
                 _check_number(w, "pool_sizes[...]", k, lo=1, integer=True)
         _check_number(w, "omega_min", self.omega_min)
         _check_number(w, "omega_max", self.omega_max)
+        if not self.omega_min < self.omega_max:
+            _fail(w, "omega_min", self.omega_min,
+                  f"a number below omega_max={self.omega_max!r} (the basis frequencies run from omega_min up to "
+                  "omega_max; equal or reversed bounds give classes the same or a reversed basis)")
         _check_number(w, "temperature", self.temperature, lo=0.0, lo_open=True)
 
 
@@ -290,7 +330,7 @@ class OptimizerConfig:
 
     def __post_init__(self) -> None:
         w = "OptimizerConfig"
-        object.__setattr__(self, "betas", tuple(self.betas))
+        object.__setattr__(self, "betas", _as_tuple(w, "betas", self.betas, "two numbers (β1, β2)"))
         _check_choice(w, "name", self.name, OPTIMIZERS)
         _check_number(w, "lr", self.lr, lo=0.0, lo_open=True)
         if len(self.betas) != 2:
@@ -358,7 +398,7 @@ class TrainConfig:
         _check_number(w, "n_learn", self.n_learn, lo=1, hi=self.T, integer=True)
         _check_number(w, "epochs", self.epochs, lo=0, integer=True)
         _check_number(w, "batch_size", self.batch_size, lo=1, integer=True)
-        _check_number(w, "seed", self.seed, lo=0, integer=True)
+        _check_number(w, "seed", self.seed, lo=0, integer=True, unbounded=True)
         _check_choice(w, "dtype", self.dtype, DTYPES)
 
     @property
@@ -394,6 +434,11 @@ class TessConfig:
 
     def __post_init__(self) -> None:
         w = "TessConfig"
+        for name, cls in (("network", NetworkConfig), ("lif", LIFConfig), ("traces", TraceConfig),
+                          ("lsg", LSGConfig), ("optimizer", OptimizerConfig), ("schedule", ScheduleConfig),
+                          ("train", TrainConfig)):
+            if not isinstance(getattr(self, name), cls):
+                _fail(w, name, getattr(self, name), f"a {cls.__name__}")
         _check_choice(w, "profile", self.profile, PROFILES)
         if self.lsg.pool_sizes is not None and len(self.lsg.pool_sizes) != len(self.network.blocks):
             _fail(
@@ -435,17 +480,53 @@ class TessConfig:
         return from_dict(_apply_overrides(d, changes))
 
 
+def _names(keys: Any) -> list[str]:
+    """Keys as sorted strings (JSON keys are strings; a Python dict may hold anything)."""
+    return sorted(k if isinstance(k, str) else repr(k) for k in keys)
+
+
 def _apply_overrides(d: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Set dotted ``changes`` (``"train.T"``, ``"network.blocks.0.features"``) in the plain dict ``d``.
+
+    A whole section (``"train"``) may be replaced by a mapping, a list (``"network.blocks"``)
+    by a list; list items are addressed by their index.  Raises :class:`ConfigError`
+    for an unknown field, an index out of range, or a section set to a non-mapping.
+    """
     for key, value in changes.items():
+        if not isinstance(key, str) or not key or "" in key.split("."):
+            raise ConfigError(f"config field {key!r} is invalid: expected a dotted field name such as 'train.T'")
         parts = key.split(".")
         node: Any = d
-        for p in parts[:-1]:
-            if not isinstance(node, dict) or p not in node:
-                raise ConfigError(f"unknown config field {key!r}: {p!r} does not exist")
-            node = node[p]
-        if not isinstance(node, dict) or parts[-1] not in node:
-            raise ConfigError(f"unknown config field {key!r}")
-        node[parts[-1]] = to_dict(value) if dataclasses.is_dataclass(value) else value
+        for depth, p in enumerate(parts):
+            here = ".".join(parts[:depth]) or "the config"
+            last = depth == len(parts) - 1
+            if isinstance(node, dict):
+                if p not in node:
+                    raise ConfigError(f"unknown config field {key!r}: {here} has no field {p!r}; "
+                                      f"known: {_names(node)}")
+                if last:
+                    break
+                node = node[p]
+            elif isinstance(node, list):
+                if not p.isdigit() or int(p) >= len(node):
+                    raise ConfigError(f"unknown config field {key!r}: {here} is a list of {len(node)} items; "
+                                      f"expected an index 0..{len(node) - 1}, got {p!r}")
+                if last:
+                    p = int(p)  # type: ignore[assignment]
+                    break
+                node = node[int(p)]
+            else:
+                raise ConfigError(f"cannot set {key!r}: {here} is {node!r}, not a section of fields")
+        new = to_dict(value) if dataclasses.is_dataclass(value) and not isinstance(value, type) else value
+        old = node[p]  # type: ignore[index]
+        if isinstance(old, dict) and not isinstance(new, dict):
+            raise ConfigError(f"{key}={new!r} is invalid: {key!r} is a section of fields; expected a mapping "
+                              f"such as {{{next(iter(old), 'field')!r}: ...}}, or set one field as "
+                              f"'{key}.{next(iter(old), 'field')}=VALUE'")
+        if isinstance(old, list) and old and isinstance(old[0], dict) and not isinstance(new, (list, tuple)):
+            raise ConfigError(f"{key}={new!r} is invalid: expected a list of mappings "
+                              f"(e.g. [{{\"kind\": \"linear\", \"features\": 64}}])")
+        node[p] = new  # type: ignore[index]
     return d
 
 
@@ -462,26 +543,63 @@ def _tuplify(v: Any) -> Any:
     return tuple(_tuplify(x) for x in v) if isinstance(v, list) else v
 
 
-def _build(cls: type, d: Mapping[str, Any]) -> Any:
+def _build(cls: type, d: Any, where: str) -> Any:
     if not isinstance(d, Mapping):
-        raise ConfigError(f"{cls.__name__} expects a mapping, got {type(d).__name__}")
+        raise ConfigError(f"{where}={d!r} is invalid: expected a mapping of {cls.__name__} fields "
+                          f"{_names(f.name for f in dataclasses.fields(cls))}, got {type(d).__name__}")
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(d) - names
+    unknown = [k for k in d if k not in names]
     if unknown:
         raise ConfigError(
-            f"unknown field(s) {sorted(unknown)} for {cls.__name__}; known: {sorted(names)}"
+            f"unknown field(s) {_names(unknown)} in {where} ({cls.__name__}); known: {sorted(names)}"
         )
+    required = {f.name for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    missing = required - set(d)
+    if missing:
+        raise ConfigError(f"{where} lacks the required field(s) {sorted(missing)} of {cls.__name__}")
     return cls(**{k: _tuplify(v) for k, v in d.items()})
 
 
+_MALFORMED = "config is malformed"
+
+
 def from_dict(d: Mapping[str, Any]) -> TessConfig:
-    """Rebuild a :class:`TessConfig` from :func:`to_dict` output (validating it)."""
+    """Rebuild a :class:`TessConfig` from :func:`to_dict` output (validating it).
+
+    Any value that is not a valid config — of any JSON type, at any depth — raises
+    :class:`ConfigError` naming the field; nothing else is raised.
+    """
+    try:
+        return _from_dict(d)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError, RecursionError) as exc:
+        # A safety net: every value should be caught above with a precise message.
+        raise ConfigError(f"{_MALFORMED} ({type(exc).__name__}: {exc})") from exc
+
+
+def _from_dict(d: Any) -> TessConfig:
+    if not isinstance(d, Mapping):
+        raise ConfigError(f"a config is a mapping of fields (a JSON object), got {type(d).__name__} {d!r}")
     d = dict(d)
-    net = dict(d.pop("network"))
-    net["blocks"] = tuple(_build(BlockConfig, b) for b in net.get("blocks", ()))
+    if "network" not in d:
+        raise ConfigError(f"the config lacks its 'network' section (fields: {_names(d)}); every config needs "
+                          "network.input_shape, network.n_classes and network.blocks")
+    net = d.pop("network")
+    if not isinstance(net, Mapping):
+        raise ConfigError(f"network={net!r} is invalid: expected a mapping with input_shape, n_classes and blocks, "
+                          f"got {type(net).__name__}")
+    net = dict(net)
+    if "blocks" in net:
+        blocks = net["blocks"]
+        if not isinstance(blocks, (list, tuple)):
+            raise ConfigError(f"network.blocks={blocks!r} is invalid: expected a list of blocks, e.g. "
+                              '[{"kind": "linear", "features": 64}]')
+        net["blocks"] = tuple(_build(BlockConfig, b, f"network.blocks[{i}]") for i, b in enumerate(blocks))
     if "readout" in net:
-        net["readout"] = _build(ReadoutConfig, net["readout"])
-    parts: dict[str, Any] = {"network": _build(NetworkConfig, net)}
+        net["readout"] = _build(ReadoutConfig, net["readout"], "network.readout")
+    parts: dict[str, Any] = {"network": _build(NetworkConfig, net, "network")}
     sub = {
         "lif": LIFConfig,
         "traces": TraceConfig,
@@ -492,12 +610,10 @@ def from_dict(d: Mapping[str, Any]) -> TessConfig:
     }
     for key, cls in sub.items():
         if key in d:
-            value = d.pop(key)
-            if key == "train" and isinstance(value, Mapping):
-                value = dict(value)
-            parts[key] = _build(cls, value)
+            parts[key] = _build(cls, d.pop(key), key)
     if "profile" in d:
         parts["profile"] = d.pop("profile")
     if d:
-        raise ConfigError(f"unknown TessConfig field(s) {sorted(d)}")
+        raise ConfigError(f"unknown TessConfig field(s) {_names(d)}; known: "
+                          f"{sorted(f.name for f in dataclasses.fields(TessConfig))}")
     return TessConfig(**parts)

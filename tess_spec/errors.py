@@ -17,6 +17,8 @@ __all__ = [
     "BackendNotFoundError",
     "BackendUnavailableError",
     "CheckpointError",
+    "DivergenceError",
+    "OutputError",
 ]
 
 
@@ -46,3 +48,19 @@ class BackendUnavailableError(TessError, ImportError):
 
 class CheckpointError(TessError, ValueError):
     """A checkpoint file is corrupt, truncated or does not match the model."""
+
+
+class DivergenceError(DataError):
+    """Training diverged: a parameter or optimiser moment became NaN or Inf after an
+    optimiser step (or the epoch's loss did).  The message names the epoch, the batch
+    and the first non-finite tensor; the model keeps its parameters from before that
+    step.  A :class:`DataError` subclass, so handlers of the older diverging-loss
+    error still catch it."""
+
+
+class OutputError(TessError, OSError):
+    """An output file cannot be written: its folder is missing or read-only, the path
+    is a directory, a device, a symbolic link or another non-regular file, its
+    extension is not the expected one, or the disk is full.  The message names the
+    path; nothing is left half-written.  An :class:`OSError` subclass, so generic
+    ``except OSError`` handlers keep working."""

@@ -3,9 +3,11 @@ networks for the embedded data."""
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 from .config import (
+    INT_MAX,
     BlockConfig,
     LSGConfig,
     NetworkConfig,
@@ -15,7 +17,7 @@ from .config import (
 )
 from .errors import ConfigError
 
-__all__ = ["vgg9", "mlp_digits", "mlp_events", "cnn_digits", "PAPER_DATASETS", "PRESETS", "get_preset"]
+__all__ = ["vgg9", "vgg9_widths", "mlp_digits", "mlp_events", "cnn_digits", "PAPER_DATASETS", "PRESETS", "get_preset"]
 
 PAPER_DATASETS: dict[str, dict] = {
     "dvs_gesture": dict(input_shape=(2, 32, 32), n_classes=11, T=20, n_learn=20,
@@ -41,12 +43,11 @@ def vgg9(dataset: str = "dvs_gesture", *, width_scale: float = 1.0, epochs: int 
     small machine keeps the depth, pooling and LSG pools).  Weight standardisation
     is on, dropout 0, Adam lr 1e-3, plateau schedule.
     """
-    if dataset not in PAPER_DATASETS:
+    if not isinstance(dataset, str) or dataset not in PAPER_DATASETS:
         raise ConfigError(f"dataset={dataset!r} has no VGG-9 preset; expected one of {list(PAPER_DATASETS)}")
     d = PAPER_DATASETS[dataset]
     blocks = tuple(
-        BlockConfig("conv", max(1, int(round(w * width_scale))), pool=p, weight_std=True)
-        for w, p in zip(VGG9_WIDTHS, VGG9_POOLS)
+        BlockConfig("conv", w, pool=p, weight_std=True) for w, p in zip(vgg9_widths(width_scale), VGG9_POOLS)
     )
     return TessConfig(
         network=NetworkConfig(d["input_shape"], d["n_classes"], blocks),
@@ -54,6 +55,31 @@ def vgg9(dataset: str = "dvs_gesture", *, width_scale: float = 1.0, epochs: int 
         lsg=LSGConfig(pool_sizes=VGG9_LSG_POOLS),
         train=TrainConfig(T=d["T"], n_learn=d["n_learn"], epochs=epochs, batch_size=d["batch_size"]),
     )
+
+
+def vgg9_widths(width_scale: float = 1.0) -> tuple[int, ...]:
+    """Channels of the eight VGG-9 blocks scaled by ``width_scale``: ``round(w · width_scale)``.
+
+    ``width_scale`` must be a finite number > 0 that leaves the narrowest (64-channel)
+    block at least one channel, i.e. ``width_scale > 1/128``; anything else raises
+    :class:`~tess_spec.errors.ConfigError` (no width is silently clamped).
+    """
+    ok = isinstance(width_scale, (int, float)) and not isinstance(width_scale, bool)
+    if ok:
+        try:
+            ok = math.isfinite(float(width_scale)) and width_scale > 0
+        except OverflowError:
+            ok = False
+    if not ok:
+        raise ConfigError(f"width_scale={width_scale!r} is invalid: expected a finite number > 0 "
+                          "(e.g. 0.125 for an eighth of the published widths)")
+    widths = tuple(int(round(w * width_scale)) for w in VGG9_WIDTHS)
+    if min(widths) < 1:
+        raise ConfigError(f"width_scale={width_scale!r} is too small: the {min(VGG9_WIDTHS)}-channel block would get "
+                          f"{min(widths)} channels; use width_scale > {1 / 128} (at least one channel in the narrowest block)")
+    if max(widths) > INT_MAX:
+        raise ConfigError(f"width_scale={width_scale!r} is too large: {max(widths)} channels per block")
+    return widths
 
 
 def mlp_digits(epochs: int = 10, T: int = 6) -> TessConfig:
@@ -103,8 +129,10 @@ PRESETS: dict[str, Callable[..., TessConfig]] = {
 
 def get_preset(name: str, **kwargs) -> TessConfig:
     """Build a preset by name (``mlp_digits``, ``mlp_events``, ``cnn_digits``, ``vgg9_<dataset>``)."""
+    if not isinstance(name, str) or name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; available: {sorted(PRESETS)}")
+    factory = PRESETS[name]
     try:
-        factory = PRESETS[name]
-    except KeyError:
-        raise ConfigError(f"unknown preset {name!r}; available: {sorted(PRESETS)}") from None
-    return factory(**kwargs)
+        return factory(**kwargs)
+    except TypeError as exc:  # an unknown or mistyped keyword of the factory
+        raise ConfigError(f"preset {name!r} does not accept {sorted(kwargs)}: {exc}") from exc

@@ -3,9 +3,10 @@ conversions.
 
 A cache entry is one ``.npz`` named by a hash of the loader, its parameters and
 the source files' names, sizes and modification times, so any change of the
-inputs or of the conversion settings makes a new entry.  Entries are written to a
-temporary file in the same folder and moved into place with :func:`os.replace`:
-an interrupted conversion never leaves a half-written cache file.
+inputs or of the conversion settings makes a new entry.  Entries are written with
+:func:`tess_spec.atomic.atomic_write` (a temporary file in the same folder moved
+into place with :func:`os.replace`): an interrupted conversion never leaves a
+half-written cache file.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
+
+from tess_spec.atomic import atomic_write
 
 __all__ = ["cache_key", "load_cached", "save_cached", "progress_iter", "atomic_write_npz", "CACHE_FORMAT"]
 
@@ -40,20 +41,11 @@ def cache_key(loader: str, params: dict[str, Any], files: Sequence[Path], root: 
     return h.hexdigest()[:24]
 
 
-def atomic_write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write ``arrays`` to ``path`` as ``.npz`` through a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def atomic_write_npz(path: Path, arrays: dict[str, np.ndarray], *, what: str = "cache file") -> None:
+    """Write ``arrays`` to ``path`` as ``.npz`` with :func:`tess_spec.atomic.atomic_write`
+    (temporary file, fsync, ``os.replace``; non-regular targets refused; every
+    ``OSError`` becomes :class:`tess.errors.OutputError`)."""
+    atomic_write(path, lambda fh: np.savez(fh, **arrays), what=what)
 
 
 def load_cached(path: Path) -> dict[str, np.ndarray] | None:

@@ -25,6 +25,7 @@ import io
 import os
 import pickle
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,12 +86,20 @@ def read_cifar_batch(raw: bytes, label_key: str, where: str) -> tuple[np.ndarray
         raise DataError(f"{where}: expected a pickled dict, got {type(d).__name__}")
     d = {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in d.items()}
     if "data" not in d or label_key not in d:
-        raise DataError(f"{where}: missing key 'data' or {label_key!r} (keys: {sorted(d)})")
-    data = np.asarray(d["data"], dtype=np.uint8)
-    labels = np.asarray(d[label_key], dtype=np.int64)
-    if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
+        raise DataError(f"{where}: missing key 'data' or {label_key!r} "
+                        f"(keys: {sorted(k if isinstance(k, str) else repr(k) for k in d)})")
+    try:
+        data = np.asarray(d["data"])
+        labels = np.asarray(d[label_key])
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise DataError(f"{where}: 'data' and {label_key!r} must be arrays of numbers: {exc}") from exc
+    if data.dtype != np.uint8 and (data.dtype.kind not in "iu" or data.size and (data.min() < 0 or data.max() > 255)):
+        raise DataError(f"{where}: 'data' must hold pixel values 0..255, got {data.dtype}")
+    if labels.dtype.kind not in "iu":
+        raise DataError(f"{where}: {label_key!r} must hold integer labels, got {labels.dtype}")
+    if data.ndim != 2 or data.shape[1] != 3072 or labels.ndim != 1 or len(labels) != len(data):
         raise DataError(f"{where}: expected data (N, 3072) and N labels, got {data.shape} and {labels.shape}")
-    return data.reshape(-1, 3, 32, 32), labels
+    return data.astype(np.uint8).reshape(-1, 3, 32, 32), labels.astype(np.int64)
 
 
 def normalise(images: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
@@ -146,7 +155,10 @@ def _read_batches(variant: str, root: Path, names: list[str]) -> tuple[np.ndarra
     candidates = [root / folder, root] if root.name != folder else [root]
     base = next((b for b in candidates if all((b / n).is_file() for n in names)), None)
     if base is not None:
-        blobs = [((base / n).read_bytes(), str(base / n)) for n in names]
+        try:
+            blobs = [((base / n).read_bytes(), str(base / n)) for n in names]
+        except OSError as exc:
+            raise DataError(f"cannot read the CIFAR batch {exc.filename!r}: {exc.strerror or exc}") from exc
     elif (root / tarball).is_file():
         try:
             with tarfile.open(root / tarball, "r:gz") as tf:
@@ -155,7 +167,7 @@ def _read_batches(variant: str, root: Path, names: list[str]) -> tuple[np.ndarra
                     if member is None:
                         raise KeyError(n)
                     blobs.append((member.read(), f"{root / tarball}:{folder}/{n}"))
-        except (KeyError, tarfile.TarError, OSError, EOFError) as exc:
+        except (KeyError, tarfile.TarError, OSError, EOFError, ValueError, zlib.error) as exc:
             raise DataError(f"{root / tarball} is damaged or lacks {folder}/{names}: {exc}") from exc
     else:
         raise _missing(variant, root)

@@ -118,7 +118,11 @@ def load_cifar10_dvs(
         frames = np.zeros((len(deps), int(T), 2, *frame_size), FRAME_DTYPE)
         labels = np.concatenate([np.full(len(files), c, np.int64) for c, files in enumerate(per_class)])
         for i, f in enumerate(progress_iter(deps, total=len(deps), desc="CIFAR10-DVS", enabled=progress)):
-            frames[i] = events_to_frames(read_events(f), T=int(T), sensor_size=SENSOR,
+            events = read_events(f)
+            if len(events) == 0:
+                raise DataError(f"{str(f)!r} holds no events: a CIFAR10-DVS recording has thousands; the file is "
+                                "damaged or truncated — replace it")
+            frames[i] = events_to_frames(events, T=int(T), sensor_size=SENSOR,
                                          frame_size=tuple(frame_size), split_by=split_by)
         is_train = np.concatenate([np.arange(len(files)) < int(len(files) * train_fraction) for files in per_class])
         arrays = {"x_train": frames[is_train], "y_train": labels[is_train],

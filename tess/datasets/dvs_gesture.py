@@ -94,7 +94,10 @@ def _ibm_split(base: Path) -> tuple[list[Path], list[Path]]:
     for split in ("train", "test"):
         f = base / f"trials_to_{split}.txt"
         if f.is_file():
-            lists[split] = [ln.strip() for ln in f.read_text().splitlines() if ln.strip()]
+            try:
+                lists[split] = [ln.strip() for ln in f.read_text(encoding="utf-8").splitlines() if ln.strip()]
+            except (OSError, UnicodeDecodeError) as exc:
+                raise DataError(f"cannot read the split list {str(f)!r}: {exc}") from exc
     if len(lists) == 2:
         by_name = {f.name: f for f in files}
         out: list[list[Path]] = []
@@ -116,14 +119,24 @@ def _read_labels(csv_path: Path) -> list[tuple[int, int, int]]:
     if not csv_path.is_file():
         raise DataError(f"label file {str(csv_path)!r} is missing (every userNN_<light>.aedat needs its _labels.csv)")
     rows = []
-    with open(csv_path, newline="") as fh:
-        for row in csv.reader(fh):
-            if not row or not row[0].strip().lstrip("-").isdigit():
-                continue  # header line
-            c, start, end = (int(v) for v in row[:3])
-            if not 1 <= c <= len(GESTURE_CLASSES):
-                raise DataError(f"{csv_path}: class {c} is outside 1..{len(GESTURE_CLASSES)}")
-            rows.append((c - 1, start, end))
+    try:
+        with open(csv_path, newline="", encoding="utf-8") as fh:
+            for line, row in enumerate(csv.reader(fh), 1):
+                if not row or not row[0].strip().lstrip("-").isdigit():
+                    continue  # header line
+                try:
+                    c, start, end = (int(v) for v in row[:3])
+                except ValueError:
+                    raise DataError(f"{csv_path}, line {line}: expected 'class,startTime_usec,endTime_usec' "
+                                    f"(three integers), got {row!r}") from None
+                if not 1 <= c <= len(GESTURE_CLASSES):
+                    raise DataError(f"{csv_path}, line {line}: class {c} is outside 1..{len(GESTURE_CLASSES)}")
+                if not -2**62 < start <= end < 2**62:
+                    raise DataError(f"{csv_path}, line {line}: the interval {start}..{end} µs is empty or out of "
+                                    "range (start must not exceed end)")
+                rows.append((c - 1, start, end))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"cannot read the label file {str(csv_path)!r}: {exc}") from exc
     return rows
 
 
@@ -133,6 +146,9 @@ def _convert(files: list[Path], layout: str, T: int, bin_us: float, frame_size: 
     ys: list[int] = []
     for f in progress_iter(files, total=len(files), desc=desc, enabled=progress):
         if layout == "tonic":
+            if not f.stem.isdigit():
+                raise DataError(f"{f}: tonic's DVS Gesture files are named by their label (0.npy ... "
+                                f"{len(GESTURE_CLASSES) - 1}.npy), not {f.name!r}")
             label = int(f.stem)
             if not 0 <= label < len(GESTURE_CLASSES):
                 raise DataError(f"{f}: label {label} (the file name) is outside 0..{len(GESTURE_CLASSES) - 1}")

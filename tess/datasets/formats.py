@@ -49,6 +49,7 @@ __all__ = [
     "read_events_npz",
     "write_events_npz",
     "read_events",
+    "MAX_BACKWARD_FRACTION",
 ]
 
 log = logging.getLogger(__name__)
@@ -82,11 +83,54 @@ def _read_bytes(path: str | os.PathLike) -> bytes:
         raise DataError(f"cannot read event file {os.fspath(path)!r}: {exc}") from exc
 
 
+MAX_BACKWARD_FRACTION = 0.25
+"""An event file whose timestamps step *backwards* between more than this share of
+consecutive events is not a recording (real recordings are time-ordered; random
+bytes step back about half the time) and is refused."""
+
+_T_LIMIT = 2**62
+"""Largest |timestamp| (µs) accepted: far beyond any recording, and safe from int64 overflow."""
+
+
+def _check_time_order(t: np.ndarray, where: str) -> None:
+    if len(t) > 16:
+        back = float(np.mean(np.diff(t) < 0))
+        if back > MAX_BACKWARD_FRACTION:
+            raise DataError(f"{where}: timestamps step backwards between {100 * back:.0f}% of consecutive events; "
+                            "this is not an event recording (damaged or not an AEDAT file?) — replace the file")
+
+
+def _column(a: np.ndarray, name: str, where: str, scale: float = 1.0) -> np.ndarray:
+    """One event column as int64, after checking it is a finite 1-D number array in range."""
+    a = np.asarray(a)
+    if a.ndim != 1 or a.dtype.kind not in "biuf":
+        raise DataError(f"{where}: event column {name!r} must be a 1-D array of numbers, got {a.dtype} {a.shape}")
+    if a.size == 0:
+        return np.zeros(0, np.int64)
+    if a.dtype.kind == "f":
+        a = np.asarray(a, np.float64) * scale
+        if not np.isfinite(a).all():
+            bad = int(np.flatnonzero(~np.isfinite(a))[0])
+            raise DataError(f"{where}: event column {name!r} holds {a[bad]} at index {bad}; expected finite numbers")
+        a = np.rint(a) if scale != 1.0 else a
+    lo, hi = a.min(), a.max()
+    if hi > _T_LIMIT or lo < -_T_LIMIT:
+        raise DataError(f"{where}: event column {name!r} holds {hi if hi > _T_LIMIT else lo}, outside ±2**62")
+    return a.astype(np.int64)
+
+
 def read_aedat2(path: str | os.PathLike) -> Events:
-    """Events of an AEDAT 2.0 file with DVS128 addresses (see the module docstring)."""
+    """Events of an AEDAT 2.0 file with DVS128 addresses (see the module docstring).
+
+    Raises :class:`tess.errors.DataError` for a file that does not start with
+    ``#!AER-DAT2`` or whose timestamps are not (mostly) increasing.
+    """
     buf = _read_bytes(path)
+    where = repr(os.fspath(path))
     if not buf.startswith(b"#!AER-DAT2"):
-        log.warning("%s does not start with '#!AER-DAT2.0'; reading it as AEDAT 2.0 anyway", path)
+        first = buf[:16]
+        raise DataError(f"{where} is not an AEDAT 2.0 file: it starts with {first!r}, not '#!AER-DAT2.0' "
+                        "(damaged download? the CIFAR10-DVS files of figshare are AEDAT 2.0)")
     start = _skip_ascii_header(buf)
     n_bytes = len(buf) - start
     if n_bytes % 8:
@@ -96,6 +140,7 @@ def read_aedat2(path: str | os.PathLike) -> Events:
     t = raw[:, 1].astype(np.int64)
     dvs = (addr & 0x8000) == 0
     addr, t = addr[dvs], t[dvs]
+    _check_time_order(t, where)
     return Events(x=(addr >> 1) & 0x7F, y=(addr >> 8) & 0x7F, p=addr & 1, t=t)
 
 
@@ -122,7 +167,7 @@ def read_aedat31(path: str | os.PathLike) -> Events:
         etype, _src, esize, _off, overflow, capacity, number, _valid = AEDAT31_PACKET_HEADER.unpack_from(buf, pos)
         pos += hsize
         nbytes = capacity * esize
-        if esize <= 0 or capacity < 0 or pos + nbytes > len(buf):
+        if esize <= 0 or capacity < 0 or not 0 <= number <= capacity or overflow < 0 or pos + nbytes > len(buf):
             log.warning("%s: truncated or malformed packet at byte %d; the rest of the file is ignored", path, pos - hsize)
             break
         if etype == AEDAT31_POLARITY and esize == 8 and number > 0:
@@ -137,6 +182,7 @@ def read_aedat31(path: str | os.PathLike) -> Events:
     if not chunks:
         return Events(*(np.zeros(0, np.int64) for _ in range(4)))
     allev = np.concatenate(chunks, axis=1)
+    _check_time_order(allev[3], repr(os.fspath(path)))
     return Events(x=allev[0], y=allev[1], p=allev[2], t=allev[3])
 
 
@@ -166,14 +212,18 @@ def write_aedat31(path: str | os.PathLike, events: Events, *, packet_size: int =
 def read_tonic_gesture_npy(path: str | os.PathLike) -> Events:
     """Events of one of tonic's preprocessed DVS Gesture samples: ``(N, 4)`` columns
     ``x, y, p, t[ms]``; times are returned in µs."""
+    where = repr(os.fspath(path))
     try:
         a = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read {os.fspath(path)!r} as a .npy event array: {exc}") from exc
+    except Exception as exc:  # any decoding failure of a damaged file (zip, header, pickle refusal)
+        raise DataError(f"cannot read {where} as a .npy event array: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(a, np.ndarray):  # an .npz archive under a .npy name
+        getattr(a, "close", lambda: None)()
+        raise DataError(f"{where} is not a .npy array (it is {type(a).__name__}); expected an (N, 4) array")
     if a.ndim != 2 or a.shape[1] != 4:
-        raise DataError(f"{os.fspath(path)!r}: expected an (N, 4) array of x, y, p, t[ms], got shape {a.shape}")
-    t_us = np.rint(np.asarray(a[:, 3], np.float64) * 1000.0).astype(np.int64)
-    return Events(x=a[:, 0].astype(np.int64), y=a[:, 1].astype(np.int64), p=a[:, 2].astype(np.int64), t=t_us)
+        raise DataError(f"{where}: expected an (N, 4) array of x, y, p, t[ms], got shape {a.shape}")
+    return Events(x=_column(a[:, 0], "x", where), y=_column(a[:, 1], "y", where), p=_column(a[:, 2], "p", where),
+                  t=_column(a[:, 3], "t", where, scale=1000.0))
 
 
 def write_tonic_gesture_npy(path: str | os.PathLike, events: Events) -> None:
@@ -184,17 +234,22 @@ def write_tonic_gesture_npy(path: str | os.PathLike, events: Events) -> None:
 
 def read_events_npz(path: str | os.PathLike) -> Events:
     """Events of an ``.npz`` archive with arrays ``t, x, y, p`` (t in µs)."""
+    where = repr(os.fspath(path))
     try:
-        with np.load(path, allow_pickle=False) as z:
-            missing = {"t", "x", "y", "p"} - set(z.files)
-            if missing:
-                raise DataError(f"{os.fspath(path)!r} lacks event arrays {sorted(missing)} (expected t, x, y, p)")
-            return Events(x=z["x"].astype(np.int64), y=z["y"].astype(np.int64),
-                          p=z["p"].astype(np.int64), t=z["t"].astype(np.int64))
-    except (OSError, ValueError) as exc:
-        if isinstance(exc, DataError):
-            raise
-        raise DataError(f"cannot read {os.fspath(path)!r} as an .npz event archive: {exc}") from exc
+        z = np.load(path, allow_pickle=False)
+    except Exception as exc:  # any decoding failure of a damaged file
+        raise DataError(f"cannot read {where} as an .npz event archive: {type(exc).__name__}: {exc}") from exc
+    if not hasattr(z, "files"):
+        raise DataError(f"{where} is not an .npz archive (it holds a single array); expected arrays t, x, y, p")
+    with z:
+        missing = {"t", "x", "y", "p"} - set(z.files)
+        if missing:
+            raise DataError(f"{where} lacks event arrays {sorted(missing)} (expected t, x, y, p)")
+        try:
+            cols = {k: z[k] for k in ("x", "y", "p", "t")}
+        except Exception as exc:  # a damaged member
+            raise DataError(f"cannot read {where} as an .npz event archive: {type(exc).__name__}: {exc}") from exc
+    return Events(**{k: _column(v, k, where) for k, v in cols.items()})
 
 
 def write_events_npz(path: str | os.PathLike, events: Events) -> None:
@@ -209,8 +264,11 @@ def read_events(path: str | os.PathLike) -> Events:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".aedat":
-        with open(path, "rb") as fh:
-            first = fh.read(12)
+        try:
+            with open(path, "rb") as fh:
+                first = fh.read(12)
+        except OSError as exc:
+            raise DataError(f"cannot read event file {str(path)!r}: {exc}") from exc
         return read_aedat31(path) if first.startswith(b"#!AER-DAT3") else read_aedat2(path)
     if suffix == ".npz":
         return read_events_npz(path)

@@ -91,8 +91,10 @@ def events_to_frames(
         raise ConfigError(f"split_by={split_by!r} is invalid: expected 'time' or 'number'")
     if bin_us is not None and not bin_us > 0:
         raise ConfigError(f"bin_us={bin_us!r} is invalid: expected a positive window length in microseconds")
-    Hs, Ws = sensor_size
-    H, W = frame_size
+    Hs, Ws = (int(v) for v in sensor_size)
+    H, W = (int(v) for v in frame_size)
+    if min(Hs, Ws, H, W) < 1:
+        raise ConfigError(f"sensor_size={sensor_size!r} and frame_size={frame_size!r} must be positive")
     out_len = int(T) * 2 * H * W
     if len(events) == 0:
         return np.zeros((T, 2, H, W), FRAME_DTYPE)
@@ -106,11 +108,17 @@ def events_to_frames(
         k = np.arange(len(t), dtype=np.int64) * T // len(t)
     else:
         t0 = int(t.min()) if t_start is None else int(t_start)
+        lo, hi = int(t.min()) - t0, int(t.max()) - t0  # Python ints: no overflow
         if bin_us is None:
-            span = int(t.max()) - t0 + 1
+            span = hi + 1
+            if lo < 0 or span * int(T) >= 2**63:
+                raise DataError(f"event times span {lo}..{hi} µs from t_start={t0}: too long to cut into {T} "
+                                "windows (damaged timestamps?)")
             k = (t - t0) * T // max(span, 1)
         else:
-            k = np.floor((t - t0) / float(bin_us)).astype(np.int64)
+            if max(abs(lo), abs(hi)) >= 2**62:
+                raise DataError(f"event times {lo}..{hi} µs from t_start={t0} are out of range (damaged timestamps?)")
+            k = np.clip(np.floor((t - t0) / float(bin_us)), -1, T).astype(np.int64)
     keep = (k >= 0) & (k < T) & (x >= 0) & (x < Ws) & (y >= 0) & (y < Hs)
     xi = x[keep] * W // Ws
     yi = y[keep] * H // Hs
