@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 CONSTRAINTS := -c constraints.txt
-TEST_EXTRAS ?= test,torch,jax,cupy,docs
+TEST_EXTRAS ?= test,torch,jax,cupy,docs,nir
 # Tests run BLAS/OpenMP single-threaded: their matrices are small, and threaded
 # OpenBLAS on 2 shared cores was measured 20x slower (0.6 s vs 13 s for 2 epochs of
 # digits) whenever another process competes. Benchmarks set threads themselves.
@@ -26,6 +26,8 @@ install-test: venv
 	$(PIP) install $(CONSTRAINTS) torch==2.13.0
 	$(PIP) install $(CONSTRAINTS) -e '.[$(TEST_EXTRAS)]'
 	$(PIP) install --no-deps --no-build-isolation -e examples/example_backend
+	# the NIR peer framework of tests/tess/test_export_peer.py (CPU torch is already installed)
+	$(PIP) install $(CONSTRAINTS) snntorch nirtorch
 
 demo: install-demo
 	$(BIN)/tess train --backend numpy --dataset digits --epochs 10 --seed 0

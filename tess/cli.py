@@ -68,6 +68,7 @@ CHECKPOINT_NAME = "last.npz"
 
 SUBCOMMANDS: dict[str, str] = {
     "complexity": "tess.complexity_cli:register",
+    "export": "tess.export_cli:register",
 }
 """Further ``tess`` subcommands: name → ``"module:register"``.  ``register(subparsers)``
 adds the subcommand's parser and sets its ``handler`` default to a function
