@@ -67,6 +67,7 @@ CHECKPOINT_NAME = "last.npz"
 """File name of the per-epoch checkpoint inside ``--checkpoint-dir``."""
 
 SUBCOMMANDS: dict[str, str] = {
+    "vectors": "tess.vectors.cli:register",
     "complexity": "tess.complexity_cli:register",
     "export": "tess.export_cli:register",
 }
