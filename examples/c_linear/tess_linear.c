@@ -113,7 +113,9 @@ static void save(const char *dir, const char *name, const void *p, size_t n, siz
     FILE *f = fopen(path, "wb");
     if (!f || fwrite(p, size, n, f) != n || fclose(f) != 0) die("cannot write %s", path);
 }
-static void save_real(const char *dir, const char *name, const real *p, size_t n) { save(dir, name, p, n, sizeof(real)); }
+static void save_real(const char *dir, const char *name, const real *p, size_t n) {
+    save(dir, name, p, n, sizeof(real));
+}
 
 /* ------------------------------------------------------------------ the network */
 typedef struct {
@@ -152,7 +154,7 @@ static real psi_of(const Block *bk, real u, real theta) {
     return d < 1 ? (real)0.3 * (1 - d) : 0;
 }
 
-/* Softmax over n values in place; returns nothing, z becomes probabilities. */
+/* Softmax over n values, in place. */
 static void softmax(real *z, int n) {
     real mx = z[0], s = 0;
     for (int c = 1; c < n; c++) mx = z[c] > mx ? z[c] : mx;
@@ -296,7 +298,8 @@ int main(int argc, char **argv) {
                     bk->u[i] = u;
                     bk->o[i] = (u > theta) ? 1 : 0; /* strict inequality */
                     bk->psi[i] = psi_of(bk, u, theta);
-                    bk->h[i] = lam_post * bk->h[i] + bk->psi[i]; /* postsynaptic trace h[t] = lambda_post h[t-1] + psi[t] */
+                    /* postsynaptic trace h[t] = lambda_post h[t-1] + psi[t] */
+                    bk->h[i] = lam_post * bk->h[i] + bk->psi[i];
                 }
             }
             /* presynaptic trace, one per input element: q[t] = lambda_pre q[t-1] + x[t] */

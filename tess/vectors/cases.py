@@ -30,7 +30,7 @@ from tess_spec.config import (
     TraceConfig,
     TrainConfig,
 )
-from tess_spec.init import draw_dropout_masks, init_opt_state, init_params, make_rng
+from tess_spec.init import init_opt_state, init_params, make_rng
 
 __all__ = ["CaseInputs", "VectorCase", "CASES", "case_names", "select_cases", "family", "features",
            "learning_signal_of", "VECTOR_SEED"]

@@ -222,7 +222,8 @@ def _locate(man: dict, root: str, exp: dict[str, np.ndarray], got: dict[str, np.
         where += [f"step {step}"] if step is not None else []
         where += [key.split(".", 1)[1]] if root in ("grads", "params", "opt") else []
         why = _why(man, root, block, idx, g[idx], w[idx], float(bound[idx]), exp, got, dtype, theta, exact)
-        detail = ", ".join([*where, f"index {_fmt_index(index)}"]) + f": got {_num(g[idx])}, expected {_num(w[idx])}; {why}"
+        where.append(f"index {_fmt_index(index)}")
+        detail = ", ".join(where) + f": got {_num(g[idx])}, expected {_num(w[idx])}; {why}"
         found.append((skey, detail, step, block, index))
     return min(found, key=lambda f: f[0]) if found else ((), "", None, None, None)
 
@@ -337,7 +338,8 @@ def check_case(case_dir: str | Path, results_dir: str | Path) -> CaseVerdict:
     return verdict
 
 
-def check_vectors(vectors_dir: str | Path, results_dir: str | Path, cases: list[str] | None = None) -> list[CaseVerdict]:
+def check_vectors(vectors_dir: str | Path, results_dir: str | Path,
+                  cases: list[str] | None = None) -> list[CaseVerdict]:
     """Judge every case folder of ``vectors_dir`` (those matching ``cases``, names or shell
     patterns, if given) against ``results_dir``; cases in the order of :data:`tess.vectors.CASES`."""
     import fnmatch

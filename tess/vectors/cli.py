@@ -39,7 +39,8 @@ def register(subparsers: Any) -> None:
     ex.set_defaults(handler=export_command)
     ck = sub.add_parser("check", help="judge RESULTS_DIR/<case>/ against the cases in DIR; exit 0 only if all pass")
     ck.add_argument("dir", type=Path, metavar="DIR", help="the exported cases")
-    ck.add_argument("results", type=Path, metavar="RESULTS_DIR", help="one folder per case, as the implementation wrote it")
+    ck.add_argument("results", type=Path, metavar="RESULTS_DIR",
+                    help="one folder per case, as the implementation wrote it")
     ck.add_argument("--cases", nargs="+", default=None, metavar="NAME", help="only these cases (names or patterns)")
     ck.add_argument("--report", type=Path, default=None, metavar="PATH",
                     help="write the conformance report (Markdown) here and its JSON sidecar next to it")

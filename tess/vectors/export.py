@@ -35,8 +35,8 @@ from tess_spec.shapes import block_shapes
 from .cases import CASES, CaseInputs, family, features, learning_signal_of, select_cases
 from .layout import OPTIONAL_RESULTS, bin_bytes, expected_layout, input_axes, neuron_axes, npy_bytes, param_axes
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "DTYPES", "lsg_basis_arrays", "case_arrays", "tolerance_section", "build_manifest", "c_sidecar", "export_case",
-           "export_vectors"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "DTYPES", "lsg_basis_arrays", "case_arrays", "tolerance_section",
+           "build_manifest", "c_sidecar", "export_case", "export_vectors"]
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def case_arrays(inputs: CaseInputs, dtype: str) -> tuple[dict[str, np.ndarray], 
 def _input_entry(cfg: TessConfig, name: str, a: np.ndarray) -> dict[str, Any]:
     shapes = block_shapes(cfg.network)
     if name == "x":
-        axes = ["batch", "t", *(["input"] if len(cfg.network.input_shape) == 1 else ["channel", "row", "col"])]
+        axes = ["batch", "t", *input_axes(tuple(cfg.network.input_shape))]
         what = "the batch: one input frame per sample and step"
     elif name == "y":
         axes, what = ["batch"], "integer class labels"

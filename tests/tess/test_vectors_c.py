@@ -22,7 +22,8 @@ CC = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil
 FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra"]
 LINEAR = [n for n, c in CASES.items() if family(c.build().config) == "linear"]
 
-pytestmark = pytest.mark.skipif(CC is None, reason="no C compiler (cc, gcc or clang) on PATH: cannot build examples/c_linear")
+pytestmark = pytest.mark.skipif(CC is None,
+                                reason="no C compiler (cc, gcc or clang) on PATH: cannot build examples/c_linear")
 
 
 def build(tmp: Path, source_text: str, dtype: str, name: str) -> Path:
@@ -94,7 +95,8 @@ def test_c_example_refuses_what_it_does_not_implement(setup: tuple[str, Path, Pa
     dtype, tmp, _, exe = setup
     export_vectors(tmp / "conv", ["conv-block"], dtype)
     (tmp / "out").mkdir(exist_ok=True)
-    done = subprocess.run([str(exe), str(tmp / "conv" / "conv-block"), str(tmp / "out")], capture_output=True, text=True)
+    done = subprocess.run([str(exe), str(tmp / "conv" / "conv-block"), str(tmp / "out")],
+                          capture_output=True, text=True)
     assert done.returncode == 2 and "needs more than linear blocks" in done.stderr
     other = "float32" if dtype == "float64" else "float64"
     export_vectors(tmp / other, ["lif-neuron"], other)
