@@ -113,7 +113,8 @@ def _probe(folder: Path, path: Path, what: str) -> None:
     """Create and remove a temporary file in the nearest existing ancestor of ``folder``."""
     base = _existing_ancestor(folder)
     if not base.is_dir():
-        raise OutputError(f"cannot write {_label(what, path)}: {str(base)!r} is a file, not a folder")
+        raise OutputError(f"cannot write {_label(what, path)}: {str(base)!r} is "
+                          f"{describe_non_regular(base) or 'a regular file'}, not a folder")
     try:
         fd, tmp = tempfile.mkstemp(dir=base, prefix=".tess-probe-", suffix=".tmp")
     except OSError as exc:
@@ -139,12 +140,12 @@ def check_output_path(path: str | os.PathLike, *, what: str = "output file",
     path = Path(os.fspath(path))
     if str(path) in ("", "."):
         raise OutputError(f"{what}: an empty path is not a file name")
+    _refuse_non_regular(path, what)
     if extensions is not None:
         allowed = tuple(e.lower() for e in extensions)
         if path.suffix.lower() not in allowed:
             raise OutputError(f"{_label(what, path)} has extension {path.suffix or '(none)'!r}; expected one of "
                               f"{', '.join(allowed)}")
-    _refuse_non_regular(path, what)
     _probe(path.parent, path, what)
     return path
 
