@@ -7,59 +7,38 @@ forward pass over all T steps, the learning (TESS: traces, learning signal and
 weight-gradient correlations in the learning window; BPTT: the backward pass
 through time) and one optimiser step.
 
-MACs
-    One MAC is one multiply and one add.  Convolutions and matrix products count
-    ``outputs × fan-in`` MACs (the count :mod:`torch.utils.flop_counter` reports
-    as ``2 × MACs`` FLOPs).  Element-wise updates count their multiply-adds, one per
-    element and operation as listed per phase below; comparisons (spike, max pool,
-    ReLU-like clamps) and sign/abs count zero.  The element-wise terms are
-    approximate by nature; for VGG-9 they are below 1% of every total.
+**MACs.** One MAC is one multiply and one add.  Convolutions and matrix products
+count ``outputs × fan-in`` MACs (the count :mod:`torch.utils.flop_counter` reports
+as ``2 × MACs`` FLOPs; :attr:`Complexity.product_macs` is that part alone).
+Element-wise updates count their multiply-adds, one per element and operation as
+listed per phase below; comparisons (spike, max pool, clamps) and sign/abs count
+zero.  The element-wise terms are approximate by nature; for VGG-9 they are below
+1% of a training step's total.
 
-Phases (the same names for both methods)
+Phases (the same names for both methods):
 
-    ============== ============ ======================================================
-    phase          group        what is counted
-    ============== ============ ======================================================
-    forward        inference    synaptic current ``Ŵ·x[t]`` (conv or linear), every step;
-                                weight standardisation once per step of the batch
-    neuron         inference    LIF update (2/neuron), bias, dropout mask, avg pooling
-    readout        inference    readout logits at every step and their time sum
-    traces         credit       ψ (1/neuron), presynaptic q (1/input), postsynaptic h
-                                (1/neuron) — TESS, every step
-    learning_signal credit      TESS: the LSG (adaptive pool, ``z = B̃a``, softmax,
-                                ``B̃ᵀ(p − y)``, pull-back through pooling) in the window;
-                                BPTT: back-propagation of the error through time and
-                                blocks (spike/LIF/pool backward, input-gradient
-                                convolutions of blocks 2…L, readout input gradient)
-    weight_update  credit       weight-gradient correlations (TESS: causal and, when
-                                α_post ≠ 0, non-causal term, in the window; BPTT: one per
-                                step), their factors ``m⊙ψ``/``m⊙h̃``, accumulation over
-                                steps, the chain through weight standardisation
-    optimizer      optimizer    Adam (≈10 per parameter) or SGD (3 per parameter)
-    ============== ============ ======================================================
+| phase | group | what is counted |
+|---|---|---|
+| `forward` | inference | synaptic current `Ŵ·x[t]` (conv or linear) at every step; weight standardisation once per batch |
+| `neuron` | inference | LIF update (2 per neuron), bias, dropout mask, average pooling |
+| `readout` | inference | the readout logits at every step and their time sum |
+| `traces` | credit | ψ (1 per neuron), presynaptic q (1 per input), postsynaptic h (1 per neuron) — TESS, every step |
+| `learning_signal` | credit | TESS: the LSG (adaptive pool, `z = B̃a`, softmax, `B̃ᵀ(p − y)`, pull-back through pooling) in the window; BPTT: back-propagating the error through time and blocks (spike, LIF and pool backward, the input-gradient convolutions of blocks 2…L, the readout's input gradient) |
+| `weight_update` | credit | weight-gradient correlations (TESS: the causal term and, when α_post ≠ 0, the non-causal one, in the window; BPTT: one per step), their factors `m⊙ψ`, `m⊙h̃`, accumulation over steps, the chain through weight standardisation |
+| `optimizer` | optimizer | Adam (≈10 per parameter) or SGD (3 per parameter) |
 
-Bytes (what is held at the peak of the step; ``itemsize`` from ``train.dtype``)
+Bytes — what is held at the peak of the step (`itemsize` from `train.dtype`):
 
-    ============== ============ ======================================================
-    category       group        what is counted
-    ============== ============ ======================================================
-    parameters     inference    W, gain, bias, and the standardised Ŵ
-    neuron_state   inference    TESS: u and o of the current step (BPTT keeps them among
-                                its activations)
-    traces         credit       TESS: q (one per input element) and h (one per neuron)
-    lsg_basis      credit       TESS: the fixed basis B̃ (``n_classes × D``), or the fused
-                                pool-and-basis matrix (``n_classes × outputs``)
-    activations    credit       BPTT: what autograd keeps for the backward pass, per
-                                step: u (for ψ), the spikes (the next operator's or the
-                                pool's input), the pooled output (the next block's
-                                input), max-pool indices (int64); the stacked logits;
-                                weight standardisation's centred weights
-    gradients      credit       one gradient-sized buffer per parameter
-    optimizer_state optimizer   Adam's two moments (SGD: one buffer)
-    work           transient    the largest block's per-step temporaries (TESS: current,
-                                ψ, m, m⊙ψ, output; BPTT: current-step error buffers and
-                                the input gradient) — only the largest counts in the total
-    ============== ============ ======================================================
+| category | group | what is counted |
+|---|---|---|
+| `parameters` | inference | W, gain, bias, and the standardised Ŵ |
+| `neuron_state` | inference | TESS: u and o of the current step (BPTT keeps them among its activations) |
+| `traces` | credit | TESS: q (one per input element) and h (one per neuron) |
+| `lsg_basis` | credit | TESS: the fixed basis B̃ (`n_classes × D`), or the fused pool-and-basis matrix (`n_classes × outputs`) |
+| `activations` | credit | BPTT: what autograd keeps for the backward pass at every step — u (for ψ), the spikes (the next operator's or the pool's input), the pooled output (the next block's input), max-pool indices (int64) — plus the stacked logits and weight standardisation's centred weights |
+| `gradients` | credit | one gradient-sized buffer per parameter |
+| `optimizer_state` | optimizer | Adam's two moments (SGD: one buffer) |
+| `work` | transient | the largest block's per-step temporaries (TESS: current, ψ, m, m⊙ψ, output; BPTT: the step's error buffers and input gradient); only the largest counts in the total |
 
 The input sequence (data, O(T) for event frames) is not counted, as in
 ``python -m benchmarks memory``.  Neither are framework workspaces (im2col buffers,

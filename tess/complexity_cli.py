@@ -106,7 +106,8 @@ def resolve_config(args: argparse.Namespace) -> tuple[TessConfig, str]:
 
 
 def _g(macs: float) -> str:
-    return f"{macs / 1e9:,.3f}" if macs < 1e12 else f"{macs / 1e9:,.0f}"
+    g = macs / 1e9
+    return f"{g:,.0f}" if g >= 100 else (f"{g:.1f}" if g >= 1 else f"{g:.3f}")
 
 
 def _mib(n: float) -> str:
@@ -241,9 +242,9 @@ def paper_markdown(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def _atomic_write(path: str, text: str) -> None:
-    from .cli import _atomic_text
+    from tess_spec.atomic import atomic_write
 
-    _atomic_text(path, text)
+    atomic_write(path, text, what="--json/--markdown output")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,7 +4,10 @@ memory benchmark's measured peaks (within stated ratios), and the committed pape
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +27,8 @@ from tess_spec.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
+if str(ROOT) not in sys.path:  # benchmarks/ is a source-tree package, not installed
+    sys.path.insert(0, str(ROOT))
 
 
 def small_vgg(dataset: str = "dvs_gesture", **train):
@@ -43,6 +48,11 @@ def test_public_entry_point_and_totals_add_up():
     for b in c.blocks:
         assert all(b.products[p] <= b.macs[p] for p in PHASES)
     json.dumps(c.to_dict())  # JSON-safe
+
+
+def test_module_example_holds():
+    module = importlib.import_module("tess.complexity")  # (the attribute tess.complexity is the function)
+    assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0
 
 
 def test_conv_block_counts_by_hand():
