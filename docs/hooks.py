@@ -12,6 +12,8 @@ time, so the site cannot drift from the code:
   where they are defined.
 * ``assets/generated/lsg-basis.png``: the LSG basis B from
   :func:`tess_spec.lsg.basis` (matplotlib, Agg).
+* ``assets/generated/{memory-vs-T,macs-per-block,accuracy,training-curve}.png``: the
+  figures of ``benchmarks/figures.py``, drawn from the committed ``benchmarks/results/``.
 * ``<!-- tess:support-matrix -->``: the support matrix from ``docs/reports/*.json``
   (written by ``python -m tess.conformance --report docs/reports/NAME.md``).
 * ``<!-- tess:benchmarks -->``: the tables of ``benchmarks/results/*.md`` (``make bench``).
@@ -205,6 +207,17 @@ def api_markdown(section: str, tree: Path = API_SRC) -> str:
 # --------------------------------------------------------------------------- LSG basis picture
 def basis_png() -> bytes:
     """PNG of the LSG basis B (two examples), drawn from :func:`tess_spec.lsg.basis`."""
+    import matplotlib.pyplot as plt
+
+    fig = basis_figure()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def basis_figure() -> Any:
+    """The matplotlib figure behind :func:`basis_png` (two panels and a colour bar)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -217,7 +230,8 @@ def basis_png() -> bytes:
         (10, 64, "10 classes, D = 64 (e.g. 16 channels, k = 2)"),
         (11, 1024, "11 classes, D = 1024 (VGG-9 block 1 on DVS Gesture: 64 channels, k = 4)"),
     ]
-    fig, axes = plt.subplots(2, 1, figsize=(9, 4.6), gridspec_kw={"height_ratios": [1, 1]})
+    # constrained layout keeps the second title clear of the first panel's tick labels
+    fig, axes = plt.subplots(2, 1, figsize=(9, 4.8), gridspec_kw={"height_ratios": [1, 1]}, layout="constrained")
     for ax, (c, d, title) in zip(axes, cases):
         B = basis(c, d)
         im = ax.imshow(B, aspect="auto", interpolation="nearest", cmap="coolwarm", vmin=-1, vmax=1)
@@ -225,12 +239,25 @@ def basis_png() -> bytes:
         ax.set_ylabel("class c")
         ax.set_yticks(range(c))
         ax.tick_params(labelsize=7)
-    axes[-1].set_xlabel("index j")
+        ax.set_xlabel("index j", fontsize=8)
     fig.colorbar(im, ax=axes, ticks=[-1, 0, 1], fraction=0.03)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+    return fig
+
+
+# --------------------------------------------------------------------------- benchmark figures
+FIGURES_DIR = "assets/generated"
+
+
+def figure_pngs(results: Path = BENCH_RESULTS) -> dict[str, bytes]:
+    """The figures of ``benchmarks/figures.py`` (memory vs T, MACs per block, accuracy, training
+    curve), drawn from the committed ``benchmarks/results/`` files: file name → PNG."""
+    import sys
+
+    if str(ROOT) not in sys.path:  # benchmarks/ is a source-tree package, not installed
+        sys.path.insert(0, str(ROOT))
+    from benchmarks.figures import render_all
+
+    return render_all(results)
 
 
 # --------------------------------------------------------------------------- support matrix
@@ -382,7 +409,10 @@ def datasets_markdown() -> str:
     rows = ["| name | loader | summary |", "|---|---|---|"]
     for name, fn in DATASETS.items():
         doc = _plain_roles((inspect.getdoc(fn) or "").split("\n\n")[0].replace("\n", " ")).replace("|", "\\|")
-        rows.append(f"| `{name}` | `{fn.__module__}.{fn.__qualname__}` | {doc} |")
+        dotted = f"{fn.__module__}.{fn.__qualname__}"
+        # a private loader is no API to point readers at: show the public call instead
+        loader = f'tess.datasets.load_dataset("{name}")' if "._" in f".{dotted}" else dotted
+        rows.append(f"| `{name}` | `{loader}` | {doc} |")
     return "\n".join(rows) + "\n"
 
 
@@ -448,6 +478,8 @@ def on_files(files: Any, config: Any, **kwargs: Any) -> Any:
     from mkdocs.structure.files import File
 
     files.append(File.generated(config, BASIS_PNG, content=basis_png()))
+    for name, png in figure_pngs().items():
+        files.append(File.generated(config, f"{FIGURES_DIR}/{name}", content=png))
     if BENCH_RESULTS.is_dir():
         for f in sorted(BENCH_RESULTS.iterdir()):
             if f.is_file() and f.suffix.lower() in (".png", ".svg", ".csv", ".json"):
