@@ -235,8 +235,8 @@ def load_checkpoint(path: str | os.PathLike, backend: Backend | str = "numpy", *
     if isinstance(backend, str):
         dtype = ckpt.state["dtype"]
         backend_options.setdefault("dtype", dtype if dtype in ("float32", "float64") else "float64")
-    model = Model(cfg, backend, params=ckpt.state["params"], **backend_options)
-    model.load_state_dict(ckpt.state)
+    model = Model(cfg, backend, **backend_options)
+    model.load_state_dict(ckpt.state)  # validates every value before assigning anything
     return model
 
 

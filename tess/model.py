@@ -265,7 +265,8 @@ class Model(EpochLoop):
         if x.shape[:1] == (0,):
             raise DataError("cannot predict on an empty array")
         if x.ndim == 0:
-            raise ShapeError(f"cannot predict on a scalar ({x!r}): expected (batch, *{self.config.network.input_shape})")
+            raise ShapeError(f"cannot predict on a scalar ({x.item()!r}): expected an array of shape "
+                             f"(batch, *{self.config.network.input_shape})")
         parts = [
             self.backend.predict(self.config, self.params, x[s : s + batch_size])
             for s in range(0, x.shape[0], batch_size)

@@ -84,11 +84,12 @@ def load_digits(*, shape: str = "flat", test_fraction: float = 0.2) -> tuple[Dat
     )
 
 
-def _load_events(**kwargs) -> tuple[Dataset, Dataset]:
+def _load_events(*, shape: str = "flat", n_train: int = 1200, n_test: int = 300, T: int = 8,
+                 seed: int = 0) -> tuple[Dataset, Dataset]:
     """The synthetic order-coded events (:func:`tess.datasets.synthetic.load_synthetic_events`)."""
     from .synthetic import load_synthetic_events
 
-    return load_synthetic_events(**kwargs)
+    return load_synthetic_events(shape=shape, n_train=n_train, n_test=n_test, T=T, seed=seed)
 
 
 DATASETS: dict[str, Callable[..., tuple[Dataset, Dataset]]] = {
