@@ -143,7 +143,7 @@ class Backend(abc.ABC):
         self._check_config(config)
         x = np.asarray(x)
         y = np.asarray(y)
-        validate_batch(config, x, y)
+        validate_batch(config, x, y, dtype=self.dtype)
         if masks is None:
             masks = [None] * len(config.network.blocks)
         if len(masks) != len(config.network.blocks):
@@ -159,7 +159,7 @@ class Backend(abc.ABC):
         """:meth:`predict`'s host-side checks; returns ``x`` in this backend's dtype (NumPy)."""
         self._check_config(config)
         x = np.asarray(x)
-        validate_batch(config, x)
+        validate_batch(config, x, dtype=self.dtype)
         return x.astype(self.dtype, copy=False)
 
     def _check_config(self, config: TessConfig) -> None:

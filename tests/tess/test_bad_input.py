@@ -284,6 +284,25 @@ def _overflow(ctx: dict) -> None:
         assert all(np.isfinite(v).all() for v in load_checkpoint(ctx["tmp"] / "ok.npz").numpy_params().values())
 
 
+def _backend_overflow(ctx: dict) -> None:
+    """The backend boundary itself (conformance and third-party callers skip tess.Model)."""
+    from tess_spec import init_opt_state, init_params, make_rng
+
+    cfg, b = mlp_digits(), tess.get_backend("numpy", dtype="float32")
+    p = init_params(cfg, make_rng(0))
+    b.train_batch(cfg, b.params_from_numpy(p), b.opt_state_from_numpy(init_opt_state(cfg, p)),
+                  np.full((2, 64), 1e39), Y)
+
+
+def _backend_predict_overflow(ctx: dict) -> None:
+    from tess_spec import init_params, make_rng
+
+    cfg, b = mlp_digits(), tess.get_backend("numpy", dtype="float32")
+    x = np.zeros((2, 64))
+    x[1, 5] = -1e300
+    b.predict(cfg, b.params_from_numpy(init_params(cfg, make_rng(0))), x)
+
+
 def _fit_mismatch(ctx: dict) -> None:
     x, y = np.zeros((64, 64)), np.zeros(60, np.int64)
     _digits_model().fit(types.SimpleNamespace(x=x, y=y), epochs=1)
@@ -559,6 +578,8 @@ CASES: list[Case] = [
     Case("epochs-not-a-number", SystemExit, "abc", ["train", "--epochs", "abc"]),
     # -- Python API -------------------------------------------------------------------------
     Case("train-batch-overflows-float32", DataError, "1e+39", run=_overflow, may_create=("ok.npz",)),
+    Case("backend-train-batch-overflows-float32", DataError, "not finite in float32", run=_backend_overflow),
+    Case("backend-predict-overflows-float32", DataError, "-1e+300", run=_backend_predict_overflow),
     Case("fit-64-samples-60-labels", DataError, "64 samples but 60 labels", run=_fit_mismatch),
     Case("fit-test-7-labels", DataError, "10 samples but 7 labels", run=_fit_test_mismatch),
     Case("fit-epochs-bool", ConfigError, "epochs=True",
