@@ -30,6 +30,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .atomic import replace_file
 from .config import BlockConfig, LSGConfig, NetworkConfig, OptimizerConfig, TessConfig, TraceConfig, TrainConfig
 from .config import from_dict, to_dict
 from .init import draw_dropout_masks, init_opt_state, init_params, make_rng
@@ -159,7 +160,7 @@ def write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             zf.writestr(info, buf.getvalue())
-    tmp.replace(path)
+    replace_file(tmp, path, what="golden file")  # tess_spec.atomic: never onto a link or device
 
 
 @dataclass
