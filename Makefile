@@ -29,8 +29,13 @@ install-test: venv
 	# the NIR peer framework of tests/tess/test_export_peer.py (CPU torch is already installed)
 	$(PIP) install $(CONSTRAINTS) snntorch nirtorch
 
+# One BLAS/OpenMP thread, chosen on purpose: the demo's matrices are small, and threaded
+# BLAS on a busy 2-core machine made it ~3x slower (12.3 s vs 4.3 s; docs/datasets-cli.md).
+# `make demo DEMO_THREADS=2` on an idle machine (tess sets OMP_WAIT_POLICY=PASSIVE above one).
+DEMO_THREADS ?= 1
+
 demo: install-demo
-	$(BIN)/tess train --backend numpy --dataset digits --epochs 10 --seed 0
+	$(BIN)/tess train --backend numpy --dataset digits --epochs 10 --seed 0 --threads $(DEMO_THREADS)
 
 test: install-test
 	sh docs/scripts/ensure-chromium.sh
