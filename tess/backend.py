@@ -1,4 +1,4 @@
-"""The backend contract: what every backend implements, and the checks every
+"""The backend contract: what every backend offers the user, and the checks every
 backend inherits.
 
 A backend is a thin object over a framework (NumPy, PyTorch, JAX, CuPy).  Its
@@ -8,7 +8,9 @@ Parameters and optimiser state are dicts of framework arrays keyed by
 :func:`tess_spec.param_names`; everything crossing the boundary to the user or
 the conformance suite is NumPy.  The public methods validate their inputs with
 the spec (so every backend raises the same errors) and then call the
-underscore methods a backend implements.
+underscore methods.  The built-in backends do not write those themselves: they
+implement the kernel protocol of :mod:`tess.engine` and inherit
+:class:`tess.engine.EngineBackend`, whose underscore methods run the engine.
 """
 
 from __future__ import annotations
@@ -51,13 +53,18 @@ class Backend(abc.ABC):
     """Base class of every backend (built-in or third-party).
 
     Subclasses set :attr:`name` and implement :meth:`asarray`, :meth:`to_numpy`,
-    :meth:`_train_batch` and :meth:`_predict`.
+    :meth:`_train_batch` and :meth:`_predict` (or inherit :class:`tess.engine.EngineBackend`,
+    which implements the last two with the engine).
+
+    ``method`` selects the training method among :attr:`methods` (``"tess"``; the torch
+    backend also offers ``"bptt"``, the baseline trained by autodiff).
     """
 
     name: ClassVar[str] = "abstract"
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    methods: ClassVar[tuple[str, ...]] = ("tess",)
 
-    def __init__(self, *, dtype: str = "float32", device: str | None = None) -> None:
+    def __init__(self, *, dtype: str = "float32", device: str | None = None, method: str = "tess") -> None:
         if dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype={dtype!r} is invalid: expected 'float32' or 'float64'")
         device = device or self.devices[0]
@@ -65,11 +72,17 @@ class Backend(abc.ABC):
             raise ConfigError(
                 f"device={device!r} is invalid for the {self.name!r} backend: expected one of {list(self.devices)}"
             )
+        if method not in self.methods:
+            raise ConfigError(
+                f"method={method!r} is invalid for the {self.name!r} backend: expected one of {list(self.methods)}"
+            )
         self.dtype: str = dtype
         self.device: str = device
+        self.method: str = method
 
     def __repr__(self) -> str:
-        return f"<tess backend {self.name!r} dtype={self.dtype} device={self.device}>"
+        method = "" if self.method == "tess" else f" method={self.method}"
+        return f"<tess backend {self.name!r} dtype={self.dtype} device={self.device}{method}>"
 
     # -- conversions -------------------------------------------------------
     @abc.abstractmethod
@@ -105,7 +118,10 @@ class Backend(abc.ABC):
 
     def info(self) -> dict[str, str]:
         """Name, dtype, device and framework version (for reports)."""
-        return {"backend": self.name, "dtype": self.dtype, "device": self.device}
+        info = {"backend": self.name, "dtype": self.dtype, "device": self.device}
+        if self.method != "tess":
+            info["method"] = self.method
+        return info
 
     # -- the functional core ----------------------------------------------
     def train_batch(

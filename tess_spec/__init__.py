@@ -4,7 +4,7 @@ against.  Imports no framework but NumPy."""
 
 from __future__ import annotations
 
-from . import errors, lsg, neuron, ops, optim, readout, reference, traces, update, weight_std
+from . import errors, lsg, neuron, ops, optim, plan, readout, reference, traces, update, weight_std
 from .config import (
     PROFILES,
     PSI_NAMES,
@@ -63,6 +63,7 @@ __all__ = [
     "optim",
     "param_names",
     "param_shapes",
+    "plan",
     "readout",
     "reference",
     "state_nbytes",
