@@ -174,6 +174,9 @@ class Model(EpochLoop):
             with a name, ``backend_options`` go to :func:`tess.get_backend` and the
             dtype defaults to ``config.train.dtype``.
         params: NumPy initial parameters; default: drawn from ``config.train.seed``.
+        method: the training method, ``"tess"`` (default) or one the backend offers
+            (:attr:`tess.Backend.methods`; the torch backend also has ``"bptt"``, the
+            baseline trained end to end by autodiff): ``Model(config, "torch", method="bptt")``.
     """
 
     def __init__(
@@ -181,15 +184,22 @@ class Model(EpochLoop):
         config: TessConfig,
         backend: Backend | str = "numpy",
         params: dict[str, np.ndarray] | None = None,
+        *,
+        method: str = "tess",
         **backend_options: Any,
     ) -> None:
         if not isinstance(config, TessConfig):
             raise ConfigError(f"config must be a tess_spec.TessConfig, got {type(config).__name__}")
         if isinstance(backend, str):
             backend_options.setdefault("dtype", config.train.dtype)
+            if method != "tess":
+                backend_options["method"] = method
             backend = get_backend(backend, **backend_options)
         elif backend_options:
             raise ConfigError("backend options are only accepted with a backend name")
+        if getattr(backend, "method", "tess") != method:
+            raise ConfigError(f"method={method!r} but the backend given runs {getattr(backend, 'method', 'tess')!r}; "
+                              f"pass the backend by name (Model(config, {backend.name!r}, method={method!r}))")
         self.config = config
         self.backend = backend
         self.rng = make_rng(config.train.seed)

@@ -1,4 +1,4 @@
-"""The BPTT baseline's gradients.
+"""The BPTT baseline (the torch backend's ``method="bptt"``) and its gradients.
 
 What each test proves:
 
@@ -6,7 +6,8 @@ What each test proves:
   forward and multiplies the incoming gradient by exactly ψ(u) backward.
 * ``test_gradient_matches_finite_differences_*``: with the spike's forward
   replaced by a smooth C¹ function S whose derivative is ψ (S = ∫ψ) and the
-  backward inherited unchanged from :class:`SpikeFunction`, the autograd gradient
+  backward inherited unchanged from :class:`SpikeFunction` (a kernels subclass
+  substitutes the spike kernel of the engine's forward pass), the autograd gradient
   equals central finite differences in float64 of the same relaxed model.  Since
   the relaxed and the real model differ only in the spike's forward value, this
   proves that the rest of the graph (weight standardisation, conv, pooling,
@@ -27,8 +28,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tess.bptt import BPTTModel, SpikeFunction, fit_bptt, train_cli, unroll  # noqa: E402
+import tess  # noqa: E402
+from tess.backends.torch import BPTTKernels, SpikeFunction  # noqa: E402
+from tess.bptt import BPTTModel, fit_bptt, train_cli  # noqa: E402
 from tess.datasets import load_digits  # noqa: E402
+from tess.engine import params_from_flat, predict  # noqa: E402
 from tess.errors import ConfigError  # noqa: E402
 from tess_spec import (  # noqa: E402
     BlockConfig,
@@ -44,6 +48,9 @@ from tess_spec import (  # noqa: E402
     mlp_digits,
 )
 from tess_spec.neuron import psi as spec_psi  # noqa: E402
+from tess_spec.plan import network_plan  # noqa: E402
+
+K64 = BPTTKernels("float64")
 
 
 @pytest.fixture(autouse=True)
@@ -71,10 +78,17 @@ class RelaxedSpike(SpikeFunction):
     """Forward S(u) (smooth); backward inherited from SpikeFunction (grad · ψ(u))."""
 
     @staticmethod
-    def forward(ctx, u, theta, psi_name):  # type: ignore[override]
+    def forward(ctx, u, theta, psi_name, kernels):  # type: ignore[override]
         ctx.save_for_backward(u)
-        ctx.theta, ctx.psi_name = theta, psi_name
+        ctx.theta, ctx.psi_name, ctx.kernels = theta, psi_name, kernels
         return _relaxed_value(u, theta, psi_name)
+
+
+class RelaxedKernels(BPTTKernels):
+    """The BPTT kernels with the spike kernel substituted by :class:`RelaxedSpike`."""
+
+    def spike(self, u, theta, psi):
+        return RelaxedSpike.apply(u, theta, psi, self)
 
 
 def tiny_conv(reset: str, profile: str) -> TessConfig:
@@ -95,20 +109,21 @@ def tiny_conv(reset: str, profile: str) -> TessConfig:
 
 def test_spike_function_forward_is_strict_heaviside() -> None:
     u = torch.tensor([0.5, 0.6, 0.6000001, 2.0], dtype=torch.float64)
-    assert SpikeFunction.apply(u, 0.6, "triangle").tolist() == [0.0, 0.0, 1.0, 1.0]
+    assert SpikeFunction.apply(u, 0.6, "triangle", K64).tolist() == [0.0, 0.0, 1.0, 1.0]
 
 
 @pytest.mark.parametrize("name", ["triangle", "fast_sigmoid"])
 def test_spike_function_backward_is_psi(name: str) -> None:
     u = torch.linspace(-1.0, 2.5, 41, dtype=torch.float64, requires_grad=True)
     g = torch.randn(41, dtype=torch.float64)
-    (grad,) = torch.autograd.grad(SpikeFunction.apply(u, 0.6, name), u, g)
+    (grad,) = torch.autograd.grad(SpikeFunction.apply(u, 0.6, name, K64), u, g)
     np.testing.assert_allclose(grad.numpy(), g.numpy() * spec_psi(name, u.detach().numpy(), 0.6), rtol=1e-15, atol=0)
 
 
 def _relaxed_loss(config: TessConfig, params: dict, x: torch.Tensor, y: torch.Tensor, masks: list) -> torch.Tensor:
-    logits = unroll(config, params, x, masks, spike=RelaxedSpike.apply)
-    return torch.nn.functional.cross_entropy(logits.sum(dim=0), y)
+    plan = network_plan(config)
+    summed = predict(RelaxedKernels("float64"), plan, params_from_flat(plan, params), x, masks)
+    return torch.nn.functional.cross_entropy(summed, y)
 
 
 @pytest.mark.parametrize("reset,profile", [("soft", "paper"), ("soft", "reference-code"), ("hard", "paper")])
@@ -240,3 +255,34 @@ def test_train_cli_runs_and_returns_epoch_dicts(capsys: pytest.CaptureFixture[st
     assert [h["epoch"] for h in hist] == [1, 2]
     assert {"train_loss", "train_accuracy", "test_accuracy", "lr", "seconds"} <= set(hist[0])
     assert "[bptt]" in capsys.readouterr().out
+
+
+def test_bptt_is_a_method_of_the_torch_backend() -> None:
+    config = mlp_digits(epochs=1)
+    model = tess.Model(config, "torch", method="bptt")
+    assert model.backend.method == "bptt" and "method" in model.backend.info()
+    x, y = load_digits()[0].x[:16], load_digits()[0].y[:16]
+    before = model.numpy_params()
+    out = model.train_batch(x, y)
+    assert np.isfinite(out.loss) and 0 <= out.n_correct <= 16 and out.record is None
+    assert any(not np.array_equal(before[k], v) for k, v in model.numpy_params().items())
+    with pytest.raises(ConfigError, match="record"):
+        model.train_batch(x, y, record=True)
+
+
+def test_bptt_on_a_backend_without_it_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match="method='bptt'.*numpy.*'tess'"):
+        tess.Model(mlp_digits(), "numpy", method="bptt")
+    with pytest.raises(ConfigError, match="runs 'tess'"):
+        tess.Model(mlp_digits(), tess.get_backend("torch"), method="bptt")
+
+
+def test_bptt_model_equals_torch_method() -> None:
+    """The compatibility class is the method: same numbers after a step."""
+    config = mlp_digits(epochs=1).replace(**{"train.dtype": "float64"})
+    x, y = load_digits()[0].x[:8], load_digits()[0].y[:8]
+    a, b = BPTTModel(config), tess.Model(config, "torch", method="bptt")
+    a.train_batch(x, y)
+    b.train_batch(x, y)
+    for k, v in a.numpy_params().items():
+        np.testing.assert_array_equal(v, b.numpy_params()[k])

@@ -151,15 +151,19 @@ def test_predict_equals_reference() -> None:
 
 
 def test_max_pool_routes_to_first_maximum() -> None:
-    from tess.backends.torch import kernels as K
+    from tess.backends.torch import TorchKernels
     from tess_spec.ops import pool_backward
+    from tess_spec.plan import network_plan
 
+    cfg = TessConfig(network=NetworkConfig((4, 7, 7), 3, (BlockConfig("conv", 4, pool="max"),)))
+    bp = network_plan(cfg).blocks[0]
+    K = TorchKernels("float64")
     rng = np.random.default_rng(0)
     x = (rng.random((3, 4, 7, 7)) > 0.5).astype(np.float64)  # binary: ties everywhere
     g = rng.standard_normal((3, 4, 3, 3))
     xt = torch.from_numpy(x)
-    out, idx = K.pool(xt, "max", 2)
-    got = K.pool_vjp(torch.from_numpy(g), tuple(xt.shape), "max", 2, idx).numpy()
+    out, idx = K.pool(bp, xt)
+    got = K.pool_vjp(bp, torch.from_numpy(g), xt, idx).numpy()
     np.testing.assert_array_equal(got, pool_backward(g, x, "max", 2))
 
 
