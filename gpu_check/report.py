@@ -102,10 +102,12 @@ def render_report(results: dict[str, Any], now: _dt.datetime | None = None) -> s
         m = r.get("metrics", {})
         if r.get("status") == "ok":
             rows.append([m.get("backend", b), m.get("samples_per_s"), m.get("s_per_batch_median"),
-                         m.get("warmup_s"), m.get("batches_timed"), f"T={m.get('T')}, batch {m.get('batch')}"])
+                         m.get("warmup_s"), "—" if m.get("compile_s") is None else m.get("compile_s"),
+                         m.get("batches_timed"), f"T={m.get('T')}, batch {m.get('batch')}"])
         else:
-            rows.append([b, "—", "—", "—", "—", _status(r or None)])
-    lines += _table(["backend", "samples/s", "s/batch (median)", "warm-up s", "batches", "setting / status"], rows)
+            rows.append([b, "—", "—", "—", "—", "—", _status(r or None)])
+    lines += _table(["backend", "samples/s", "s/batch (median)", "warm-up s", "of which compile s", "batches",
+                     "setting / status"], rows)
     lines += ["", "Each timed batch returns the loss to the host, so its wall time covers the finished GPU work."]
 
     mem = st.get("memory") or {}

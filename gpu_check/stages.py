@@ -163,7 +163,7 @@ def stage_throughput(args: argparse.Namespace) -> dict[str, Any]:
     if args.dry_run:
         if name != "cupy":
             return _result("skipped", f"dry run: {name} CUDA throughput needs a CUDA device")
-        # Exercise the harness on CPU with the CuPy backend's CPU twin (same loop, kernels run
+        # Exercise the harness on CPU with the CuPy backend's CPU twin (same engine and kernels, the fused ones run
         # by NumPy) on a 1/16-width VGG-9, T=2, batch 2.
         cfg, batch, device = _vgg9(2, 1 / 16), 2, "cpu"
         name, label = "tess.backends.cupy.twin:Backend", "cupy CPU twin (dry run, not a GPU figure)"
@@ -191,6 +191,7 @@ def stage_throughput(args: argparse.Namespace) -> dict[str, Any]:
     metrics = {
         "backend": label, "device": device, "batch": batch, "T": cfg.train.T,
         "input": "x".join(map(str, cfg.network.input_shape)), "warmup_s": round(warm, 3),
+        "compile_s": None if getattr(be, "compile_seconds", None) is None else round(be.compile_seconds, 3),
         "batches_timed": len(times), "s_per_batch_median": round(per_batch, 4),
         "samples_per_s": round(batch / per_batch, 2), "loss_finite": bool(np.isfinite(out.loss)),
         "info": be.info(),
@@ -233,11 +234,6 @@ def stage_memory(args: argparse.Namespace) -> dict[str, Any]:
     notes = ["torch: torch.cuda.max_memory_allocated() over one batch after one warm-up batch, "
              "input sequence included (O(T) data, identical for both methods)",
              "cupy: bytes held by CuPy's memory pool after one batch (pool emptied first): its high-water mark"]
-    try:
-        from tess.bptt import BPTTModel
-    except Exception as exc:
-        BPTTModel = None  # noqa: N806
-        notes.append(f"BPTT skipped: tess.bptt is not importable ({exc})")
     t_start = time.perf_counter()
     for T in (20, 100):
         cfg = _vgg9(T)
@@ -265,16 +261,16 @@ def stage_memory(args: argparse.Namespace) -> dict[str, Any]:
             _partial(args, rows, notes)
             del cb, cp, co
             pool.free_all_blocks()
-        if BPTTModel is not None:
-            try:
-                m = BPTTModel(cfg, device="cuda", dtype="float32", params=p_np)
-                m.train_batch(x, y)
-                peak = _torch_peak(lambda: m.train_batch(x, y))
-                rows.append({"method": "BPTT", "backend": "torch", "T": T, "peak_bytes": peak})
-                _partial(args, rows, notes)
-                del m
-            except Exception as exc:
-                notes.append(f"BPTT at T={T} failed: {exc.__class__.__name__}: {exc}")
+        try:  # the baseline: the torch backend's BPTT method, same kernels, autograd through time
+            bb = tess.get_backend("torch", dtype="float32", device="cuda", method="bptt")
+            bp_, bo = bb.params_from_numpy(p_np), bb.opt_state_from_numpy(init_opt_state(cfg, p_np))
+            bb.train_batch(cfg, bp_, bo, x, y)
+            peak = _torch_peak(lambda: bb.train_batch(cfg, bp_, bo, x, y))
+            rows.append({"method": "BPTT", "backend": "torch", "T": T, "peak_bytes": peak})
+            _partial(args, rows, notes)
+            del bb, bp_, bo
+        except Exception as exc:
+            notes.append(f"BPTT at T={T} failed: {exc.__class__.__name__}: {exc}")
         if time.perf_counter() - t_start > args.budget * 0.8:
             notes.append(f"stopped after T={T}: time budget")
             break
@@ -331,10 +327,10 @@ def _bandwidth_cases() -> list[tuple[str, int, int]]:
 
 def stage_bandwidth(args: argparse.Namespace) -> dict[str, Any]:
     """Achieved DRAM bandwidth of the fused block kernel (training variant with h̃) vs the peak."""
-    from tess.backends.cupy import kernels as K
+    from tess.backends.cupy import codegen as K
 
     notes = ["kernel: LIF + spike + ψ + h + h̃ over neurons and q over inputs, one launch; bytes = every "
-             "array element read once and written once (tess.backends.cupy.kernels.bytes_moved)"]
+             "array element read once and written once (tess.backends.cupy.codegen.bytes_moved)"]
     rows: list[dict[str, Any]] = []
     st = {} if args.dry_run else cuda_status(("cupy",))
     for dtype in ("float32", "float64"):

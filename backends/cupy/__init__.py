@@ -2,9 +2,10 @@
 
 Importing this package does not import CuPy; creating the backend does, and
 raises :class:`tess.errors.BackendUnavailableError` when CuPy or a CUDA device
-is missing.  :mod:`.kernels` (fused-kernel source generation and its NumPy
-twin), :mod:`.ops` and :mod:`.core` (the array-namespace-generic train loop)
-run on CPU; :mod:`.twin` binds them to NumPy for tests.
+is missing.  :mod:`.kernels` implements the engine's kernel protocol over an
+array namespace (its neuron step and modulation are the fused kernels that
+:mod:`.codegen` generates), :mod:`.backend` binds it to the :class:`tess.Backend`
+contract, and :mod:`.twin` runs all of it with NumPy on CPU, for tests.
 """
 
 from .backend import CupyBackend

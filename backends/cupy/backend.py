@@ -1,12 +1,12 @@
 """The CuPy backend: TESS on NVIDIA GPUs with fused, generated CUDA kernels.
 
-``tess.get_backend("cupy", dtype="float32", device="cuda:0")``.  The train loop
-is :class:`~.core.XpBackend` with ``xp = cupy``; each block step is one GEMM
+``tess.get_backend("cupy", dtype="float32", device="cuda:0")``.  The engine runs on
+:class:`~.kernels.CupyKernels` with ``xp = cupy``: each block step is one GEMM
 (cuBLAS, on im2col patches) for the current, ONE fused kernel for
-LIF + spike + ψ + traces (:func:`~.kernels.neuron_step_program`, compiled by
-NVRTC from :func:`~.kernels.render_cuda`), and on learning steps the LSG
+LIF + spike + ψ + traces (:func:`~.codegen.neuron_step_program`, compiled by
+NVRTC from :func:`~.codegen.render_cuda`), and on learning steps the LSG
 (GEMMs and a softmax on the device), a fused modulation kernel and the
-correlation GEMMs.
+correlation GEMMs.  :class:`XpBackend` is the part shared with the CPU twin.
 
 CuPy is imported when the backend is created, not when this module is
 imported, so the CPU-testable parts of the package never need it.  ``import
@@ -23,13 +23,14 @@ from typing import Any, Mapping
 import numpy as np
 
 from tess.backend import TrainOutput
+from tess.engine import EngineBackend
 from tess_spec import TessConfig
 from tess_spec.errors import BackendUnavailableError, ConfigError
 
-from .core import XpBackend
-from .kernels import NVRTC_OPTIONS, Program, check_kernel_args, launch_shape, render_cuda
+from .codegen import NVRTC_OPTIONS, Program, check_kernel_args, launch_shape, render_cuda
+from .kernels import CupyKernels, KernelRunner
 
-__all__ = ["CupyBackend", "CupyRunner", "import_cupy", "cuda_unavailable_reason", "parse_device"]
+__all__ = ["XpBackend", "CupyBackend", "CupyRunner", "import_cupy", "cuda_unavailable_reason", "parse_device"]
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,38 @@ class CupyRunner:
         self.kernel(program, dtype)((shape[0],), (shape[1],), tuple(args))
 
 
+class XpBackend(EngineBackend):
+    """The engine on :class:`~.kernels.CupyKernels` over an array namespace and a fused-kernel
+    runner: ``xp = cupy`` (:class:`CupyBackend`) or ``xp = numpy`` (the CPU twin).
+
+    Args:
+        xp: the array namespace (``numpy`` or ``cupy``).
+        runner: a :class:`~.kernels.KernelRunner`.
+        dtype: ``"float32"`` or ``"float64"``.
+        device: one of :attr:`devices`.
+    """
+
+    name = "xp"
+    devices = ("cpu",)
+
+    def __init__(self, *, xp: Any, runner: KernelRunner, dtype: str = "float32", device: str | None = None) -> None:
+        self.xp = xp
+        self.runner = runner
+        super().__init__(dtype=dtype, device=device)
+
+    def make_kernels(self) -> CupyKernels:
+        """:class:`~.kernels.CupyKernels` on this backend's ``xp`` and runner."""
+        return CupyKernels(self.xp, self.runner, self.dtype)
+
+    def asarray(self, a: np.ndarray) -> Any:
+        """An ``xp`` array of this dtype holding ``a``."""
+        return self.xp.array(np.asarray(a), dtype=self.dtype)
+
+    def to_numpy(self, a: Any) -> np.ndarray:
+        """A host copy."""
+        return self.kernels.to_numpy(a)
+
+
 class CupyBackend(XpBackend):
     """TESS on CuPy (NVIDIA GPU). Options: ``dtype`` ("float32" | "float64"), ``device`` ("cuda" | "cuda:N")."""
 
@@ -129,13 +162,12 @@ class CupyBackend(XpBackend):
             super().__init__(xp=cupy, runner=CupyRunner(cupy, device_id), dtype=dtype, device=device)
 
     def asarray(self, a: np.ndarray) -> Any:
+        """A CuPy array of this dtype on this backend's device."""
         with self._device:
             return self.xp.asarray(np.asarray(a, dtype=self.dtype))
 
-    def to_numpy(self, a: Any) -> np.ndarray:
-        return self.xp.asnumpy(a) if not isinstance(a, np.ndarray) else np.array(a, copy=True)
-
     def info(self) -> dict[str, str]:
+        """Name, dtype, device, CuPy version, GPU name and CUDA runtime version."""
         cp = self.xp
         props = cp.cuda.runtime.getDeviceProperties(self._device.id)
         name = props.get("name", b"?")

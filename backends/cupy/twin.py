@@ -1,4 +1,4 @@
-"""The CPU twin of the CuPy backend: the same train loop and the same fused-kernel
+"""The CPU twin of the CuPy backend: the same kernels and the same fused-kernel
 expression tables, executed by NumPy.
 
 It exists for testing: ``tess.get_backend("tess.backends.cupy.twin:Backend")``
@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import NumpyRunner, XpBackend
+from .backend import XpBackend
+from .kernels import NumpyRunner
 
 __all__ = ["CpuTwinBackend", "Backend"]
 
 
 class CpuTwinBackend(XpBackend):
-    """:class:`~.core.XpBackend` on NumPy with :class:`~.core.NumpyRunner`. Options: ``dtype``."""
+    """:class:`~.backend.XpBackend` on NumPy with :class:`~.kernels.NumpyRunner`. Options: ``dtype``."""
 
     name = "cupy-twin"
     devices = ("cpu",)
@@ -26,6 +27,7 @@ class CpuTwinBackend(XpBackend):
         super().__init__(xp=np, runner=NumpyRunner(), dtype=dtype, device=device)
 
     def info(self) -> dict[str, str]:
+        """Name, dtype, device, NumPy version, and what the kernels are."""
         return {**super().info(), "numpy": np.__version__, "kernels": "NumPy twin of the fused CUDA kernels"}
 
 

@@ -120,7 +120,7 @@ def test_cpu_parts_never_import_cupy():
     import subprocess
 
     code = ("import sys; sys.modules['cupy'] = None\n"
-            "import tess.backends.cupy, tess.backends.cupy.kernels, tess.backends.cupy.core\n"
+            "import tess.backends.cupy, tess.backends.cupy.codegen, tess.backends.cupy.kernels, tess.backends.cupy.backend\n"
             "from tess.backends.cupy.twin import CpuTwinBackend\n"
             "from tess_spec import mlp_digits, init_params, init_opt_state, make_rng\n"
             "import numpy as np\n"

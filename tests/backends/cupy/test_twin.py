@@ -1,4 +1,4 @@
-"""The CuPy backend's train loop on CPU: :class:`XpBackend` with xp = numpy and the NumPy
+"""The CuPy backend on CPU: the engine on its kernels with xp = numpy and the NumPy
 twin of the fused kernels (``tess.backends.cupy.twin``), against the spec's oracle
 :func:`tess_spec.reference.train_batch` in float64 — every recorded quantity, the
 updates, the new parameters and optimiser state."""
