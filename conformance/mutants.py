@@ -25,7 +25,7 @@ _Numpy: Any = backend_class("numpy")
 _Kernels: Any = _Numpy.kernels_class
 
 __all__ = ["MUTANTS", "NoncausalWrongIndex", "LambdaPreDropped", "PsiCentredOnZero", "WindowOffByOne",
-           "MaxPoolNotRouted", "AdamBiasCorrectionBug", "ResetBeforeSpike", "ResetNotLeaked"]
+           "MaxPoolNotRouted", "AdamBiasCorrectionBug", "ResetBeforeSpike", "ResetNotLeaked", "SpikeAtThreshold"]
 
 
 def _mutant(name: str, doc: str, kernels: type | None = None, **methods: Any) -> type:
@@ -91,6 +91,11 @@ class _ResetNotLeaked(_Kernels):
         return leak * u - amount * o + cur if reset == "soft" else leak * u * (1 - o) + cur
 
 
+class _SpikeAtThreshold(_Kernels):
+    def spike(self, u, theta, psi):  # noqa: ANN001, ANN201, D102
+        return self.cast(u >= theta)  # the bug: should be u > θ (strict)
+
+
 def _late_plan(self: Any, config: Any) -> Any:
     plan = _Numpy.plan(self, config)
     return dataclasses.replace(plan, window_start=plan.window_start + 1)
@@ -116,6 +121,9 @@ ResetBeforeSpike = _mutant(
 ResetNotLeaked = _mutant("mutant-reset-not-leaked",
                          "The reset is subtracted after the leak: u ← γu - r·o + I (instead of γ(u - r·o) + I).",
                          _ResetNotLeaked)
+SpikeAtThreshold = _mutant("mutant-spike-at-threshold",
+                           "Fires at u >= θ instead of u > θ (continuous draws never hit θ exactly: only the "
+                           "exactly representable threshold-tie cases catch it).", _SpikeAtThreshold)
 
 
 MUTANTS: dict[str, str] = {
@@ -127,5 +135,6 @@ MUTANTS: dict[str, str] = {
     "Adam bias-correction bug": "AdamBiasCorrectionBug",
     "reset applied before the spike": "ResetBeforeSpike",
     "reset not leaked": "ResetNotLeaked",
+    "spike at u >= θ instead of u > θ": "SpikeAtThreshold",
 }
 """Bug described → class name in this module (``tess.conformance.mutants:<name>``)."""
