@@ -17,14 +17,15 @@ import numpy as np
 
 from tess import get_backend
 from tess.backend import Backend
-from tess_spec import TessConfig, init_opt_state
+from tess_spec import TessConfig, block_shapes, init_opt_state
 from tess_spec import reference as ref
 from tess_spec.weight_std import standardize_vjp
 
 from . import tolerances as tol
 
 __all__ = ["Target", "StepResult", "Comparison", "run_backend", "run_reference", "compare_step",
-           "round_to", "round_tree", "expect_optimizer_step"]
+           "round_to", "round_tree", "expect_optimizer_step", "membrane_scales", "lsg_scales", "standardize_magnitude",
+           "standardize_grad_scales"]
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,9 @@ class Comparison:
         self.failures.append(msg)
 
     def check(self, name: str, got: np.ndarray, want: np.ndarray, quantity: str, dtype: str,
-              scale: float | None = None) -> None:
+              scale: float | None = None, floor_scale: float = 0.0) -> None:
         """Compare under the policy; record a failure naming ``name`` if out of tolerance."""
-        ok, msg = tol.within(got, want, quantity, dtype, scale)
+        ok, msg = tol.within(got, want, quantity, dtype, scale, floor_scale)
         if not ok:
             self.fail(f"{name}: {msg}")
 
@@ -188,10 +189,87 @@ def _flip_steps(config: TessConfig, want: dict, got: dict, dtype: str, cmp: Comp
     return first
 
 
+def membrane_scales(config: TessConfig, params: dict[str, np.ndarray], x: np.ndarray,
+                    masks: list[np.ndarray | None] | None, record: dict[str, Any], dtype: str) -> list[float]:
+    """Per block, the magnitude of what enters its membrane: ``max ū`` of the recurrence
+    run on absolute values, ``ū[t] = γ(ū[t-1] + r·o[t-1]) + |Ŵ|⋆|x[t]| + |b|`` (hard reset:
+    ``γ·ū[t-1]·(1 - o[t-1]) + …``), with the reference's spikes and the inputs rounded
+    to ``dtype`` — the scale of the membrane's rounding, whatever the sum cancels to."""
+    from tess_spec.neuron import reset_amount
+    from tess_spec.ops import conv2d
+
+    from .oracles import block_inputs
+
+    p = round_tree(params, dtype)
+    mk = None if masks is None else [round_to(m, dtype) for m in masks]
+    xs = block_inputs(config, round_to(x, dtype), record, mk if mk is not None else [None] * len(config.network.blocks))
+    lif = config.lif
+    out = []
+    for i, b in enumerate(config.network.blocks):
+        W = p[f"blocks.{i}.weight"]
+        W_hat = standardize_magnitude(W, p[f"blocks.{i}.gain"]) if b.weight_std else np.abs(W)
+        bias = p.get(f"blocks.{i}.bias")
+        absb = 0.0 if bias is None else np.abs(bias)
+        o = np.asarray(record["o"][i], np.float64)
+        r = reset_amount(lif, config.profile, b.kind)
+        ubar = np.zeros(o.shape[1:])
+        top = 0.0
+        for t in range(config.train.T):
+            xt = np.abs(xs[i][t])
+            if b.kind == "conv":
+                cur = conv2d(xt, W_hat) + (absb[None, :, None, None] if bias is not None else 0.0)
+            else:
+                cur = xt @ W_hat.T + absb
+            o_prev = o[t - 1] if t else 0.0
+            ubar = lif.leak * (ubar + r * o_prev) + cur if lif.reset == "soft" else lif.leak * ubar * (1 - o_prev) + cur
+            top = max(top, float(np.max(ubar)) if ubar.size else 0.0)
+        out.append(top)
+    return out
+
+
+def _ws_stats(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Rows of W, ``|d|``'s entering magnitude ``|W| + |mean W|``, ``s`` and the fan-in."""
+    from tess_spec.weight_std import WS_EPS
+
+    f = weight.shape[0]
+    w = np.asarray(weight, np.float64).reshape(f, -1)
+    n = w.shape[1]
+    mean = w.mean(axis=1, keepdims=True)
+    d = w - mean
+    s = np.sqrt((d * d).sum(axis=1, keepdims=True) / max(n - 1, 1) * n + WS_EPS)
+    return w, np.abs(w) + np.abs(mean), s, n
+
+
+def standardize_magnitude(weight: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """``|g|·(|W| + |mean W|)/s``: the magnitude entering ``Ŵ = g·(W - mean)/s``.  Where a
+    row of W is nearly constant, ``W - mean`` cancels and Ŵ's rounding is relative to
+    this, not to |Ŵ| (fan-in 2 with equal weights: ``|Ŵ| ≈ 0.08`` from weights ≈ 0.4)."""
+    _, dmag, s, _ = _ws_stats(weight)
+    return (np.abs(np.asarray(gain, np.float64))[:, None] * dmag / s).reshape(np.shape(weight))
+
+
+def standardize_grad_scales(weight: np.ndarray, gain: np.ndarray, grad_hat: np.ndarray) -> tuple[float, float]:
+    """Magnitudes of the terms of the weight-standardisation chain rule
+    (:func:`tess_spec.weight_std.standardize_vjp`,
+    ``∂L/∂W = (g·G - mean(g·G))/s - (Σ g·G·d)·n·d/((n-1)s³)``, ``∂L/∂g = Σ G·d/s``), with
+    ``|d|`` taken at its entering magnitude ``|W| + |mean W|``: for ∂L/∂W the larger, over
+    rows, of ``|g|·max|G|/s`` and ``(Σ |g·G|·|d|)·n·max|d|/((n-1)s³)``; for ∂L/∂g
+    ``max Σ|G|·|d|/s``."""
+    f = np.shape(weight)[0]
+    _, dmag, s, n = _ws_stats(weight)
+    G = np.abs(np.asarray(grad_hat, np.float64).reshape(f, -1))
+    g = np.abs(np.asarray(gain, np.float64))[:, None]
+    t1 = g * G.max(axis=1, keepdims=True) / s
+    t2 = (g * G * dmag).sum(axis=1, keepdims=True) * n * dmag.max(axis=1, keepdims=True) / (max(n - 1, 1) * s**3)
+    tg = (G * dmag).sum(axis=1, keepdims=True) / s
+    return float(max(t1.max(), t2.max())), float(tg.max())
+
+
 def compare_step(
     config: TessConfig, want: StepResult, got: StepResult, dtype: str, *,
     params_before: dict[str, np.ndarray] | None = None, opt_before: dict[str, Any] | None = None,
-    lr: float | None = None, compare_params: bool = True,
+    lr: float | None = None, compare_params: bool = True, x: np.ndarray | None = None,
+    masks: list[np.ndarray | None] | None = None,
 ) -> Comparison:
     """Compare a backend step with the reference: per-step u, o, ψ, q, h, m, logits,
     LSG losses; then (unless a float32 flip excused a sample) the window-summed
@@ -199,13 +277,19 @@ def compare_step(
 
     With ``params_before``/``opt_before`` the backend's new parameters are also
     checked against the spec's optimiser applied to the backend's own gradients.
+    With ``params_before`` and the batch ``x`` (and ``masks``) the membranes are
+    compared at the scale of what enters them (:func:`membrane_scales`).
     """
     cmp = Comparison()
     T = config.train.T
     L = len(config.network.blocks)
     wr, gr = want.record, got.record
+    u_floor = (membrane_scales(config, params_before, x, masks, wr, dtype)
+               if params_before is not None and x is not None else [0.0] * L)
     first = _flip_steps(config, wr, gr, dtype, cmp)
     batch = wr["o"][0].shape[1]
+    m_floor = lsg_scales(config, batch, masks)
+    rec_scale: dict[tuple[str, int], float] = {}  # the record's scale, for the final state
     t_idx = np.arange(T)[:, None]
     for i in range(L):
         # comparable[t, b]: before the sample's first flip (block order within a step)
@@ -220,6 +304,11 @@ def compare_step(
             sel = comparable.reshape(T, batch, *([1] * (w.ndim - 2)))
             sel = np.broadcast_to(sel, w.shape)
             scale = float(np.max(np.abs(w))) if w.size else 0.0
+            if key == "u":
+                scale = max(scale, u_floor[i])
+            if key == "m":
+                scale = max(scale, m_floor[i])
+            rec_scale[key, i] = scale
             if key == "o":
                 if not np.array_equal(np.where(sel, g, 0), np.where(sel, w, 0)):
                     cmp.fail(f"o[block {i}]: spikes differ outside the excused flips")
@@ -247,7 +336,7 @@ def compare_step(
             "gradients, loss and parameters of this case were not compared"
         )
         return cmp
-    scales = _term_scales(config, wr, batch)
+    scales = _term_scales(config, wr, batch, m_floor)
     for i in range(L):
         for key in ("dw_causal", "dw_noncausal"):
             w = np.asarray(wr[key][i], np.float64)
@@ -263,9 +352,12 @@ def compare_step(
                 # chained from the backend's own Ŵ-gradient, so rounding noise in near-zero
                 # updates is not mistaken for an error of the chain rule
                 g_hat = np.asarray(gr["dw_causal"][i], np.float64) + np.asarray(gr["dw_noncausal"][i], np.float64)
-                ew, eg = standardize_vjp(round_to(params_before[wk], dtype), round_to(params_before[f"blocks.{i}.gain"], dtype), g_hat)
-                cmp.check(f"grads[{wk}]", np.asarray(gg[wk]), ew, "grads", dtype)
-                cmp.check(f"grads[blocks.{i}.gain]", np.asarray(gg[f"blocks.{i}.gain"]), eg, "grads", dtype)
+                w_b, g_b = round_to(params_before[wk], dtype), round_to(params_before[f"blocks.{i}.gain"], dtype)
+                ew, eg = standardize_vjp(w_b, g_b, g_hat)
+                sw, sg = standardize_grad_scales(w_b, g_b, g_hat)
+                cmp.check(f"grads[{wk}]", np.asarray(gg[wk]), ew, "grads", dtype, max(float(np.abs(ew).max()), sw))
+                cmp.check(f"grads[blocks.{i}.gain]", np.asarray(gg[f"blocks.{i}.gain"]), eg, "grads", dtype,
+                          max(float(np.abs(eg).max()), sg))
             elif not b.weight_std:
                 w = np.asarray(wg[wk], np.float64)
                 sc = max(float(np.abs(w).max()) if w.size else 0.0, scales["dw_causal"][i], scales["dw_noncausal"][i])
@@ -298,7 +390,9 @@ def compare_step(
                     if gs.shape != ws.shape or not np.array_equal(gs.astype(np.float64), ws):
                         cmp.fail(f"state[block {i}].o differs")
                 else:
-                    cmp.check(f"state[block {i}].{key}", gs, ws, key, dtype)
+                    # the final state is the record's last step: compared at the record's scale
+                    sc = max(float(np.abs(ws).max()) if ws.size else 0.0, rec_scale.get((key, i), 0.0))
+                    cmp.check(f"state[block {i}].{key}", gs, ws, key, dtype, sc)
     if compare_params:
         if dtype == "float64":
             # In float32, Adam turns gradient rounding noise near 0 into steps of size lr, so
@@ -318,7 +412,26 @@ def compare_step(
     return cmp
 
 
-def _term_scales(config: TessConfig, rec: dict, batch: int) -> dict[str, Any]:
+def lsg_scales(config: TessConfig, batch: int, masks: list[np.ndarray | None] | None = None) -> list[float]:
+    """Per block, the magnitude of the terms of the learning signal
+    ``m = mask ⊙ P^T[(softmax(z/τ) - onehot(y)) B̃ / (τ·batch)]``: ``2·max|B̃|·max(mask)/(τ·batch)``
+    (``Σ_c |p_c - y_c| <= 2``; the pooling adjoints P^T do not enlarge it).  The signal can
+    cancel to 0 exactly (one neuron: B̃ has equal rows, ``Σ_c (p_c - y_c) = 0``) while
+    float32 leaves a residue of this size times ε."""
+    from tess_spec.lsg import basis
+
+    out = []
+    for i, bs in enumerate(block_shapes(config.network)):
+        k = config.lsg_pool(i)
+        dim = bs.output[0] * k * k if len(bs.output) == 3 else k
+        B = basis(config.network.n_classes, dim, config.lsg.omega_min, config.lsg.omega_max) / dim
+        mk = None if masks is None else masks[i]
+        mmax = 1.0 if mk is None or np.size(mk) == 0 else max(1.0, float(np.max(np.abs(mk))))
+        out.append(2.0 * float(np.max(np.abs(B))) * mmax / (config.lsg.temperature * batch))
+    return out
+
+
+def _term_scales(config: TessConfig, rec: dict, batch: int, m_floor: list[float] | None = None) -> dict[str, Any]:
     """Magnitude of ONE term of each window sum (e.g. ``|α_pre|·max|m|·max|ψ|·max|q|``):
     the floor of the scale that ``atol`` multiplies, so that a sum which cancels to
     ~0 is compared at the size of its terms, not at the size of its rounding noise."""
@@ -328,6 +441,7 @@ def _term_scales(config: TessConfig, rec: dict, batch: int) -> dict[str, Any]:
     out: dict[str, Any] = {"dw_causal": [], "dw_noncausal": [], "bias": []}
     for i in range(L):
         m, ps, q, h = (mx(rec[k][i]) for k in ("m", "psi", "q", "h"))
+        m = max(m, m_floor[i] if m_floor is not None else 0.0)
         out["dw_causal"].append(abs(tc.alpha_pre) * m * ps * q)
         out["dw_noncausal"].append(abs(tc.alpha_post) * m * h * q)
         out["bias"].append(m * ps)

@@ -3,10 +3,24 @@ loss (TESS_RULE.md §4) with respect to its spikes, and — in the exact-gradien
 special case of §5 (α_post = 0, λ_pre = γ, reset treated as a constant) — with
 respect to its weights through time.
 
-Both are computed with PyTorch autograd in float64 when torch is importable, else
-by central finite differences in float64 on a straight-through relaxation of the
-spike (value = the recorded spike, slope = ψ); max-pool ties are broken towards
-the first element of each window (the spec's routing rule) by a tiny ramp.
+Two oracles, chosen explicitly and named in every report (:func:`select`):
+
+* ``autodiff``: PyTorch autograd in float64 (needs torch); the spike is a custom
+  function with value = the recorded spike and slope = ψ(u).
+* ``finite-differences``: central differences in float64, NumPy only.  The local
+  loss is differentiated with max pooling routed to the first maximal element of
+  each window *of the recorded spikes* (the spec's tie rule, held fixed, so the
+  function is smooth); the weight gradient differentiates the window-summed loss
+  of the linearised spike ``o + ψ(u₀)·(u(W) - u₀)`` — the same slope ψ at the
+  recorded membrane as autodiff's custom spike, without the kinks and the steep
+  third derivative of ψ's antiderivative.  Steps :data:`FD_STEP_SPIKES` and
+  :data:`FD_STEP_WEIGHTS`; the accuracy they deliver, and the tolerance that
+  follows, are in :mod:`tess.conformance.tolerances` (``finite_differences``).
+
+``auto`` (the default) is ``autodiff`` when torch is importable, else
+``finite-differences`` — never silently: the choice is in the report header, in
+the runner's summary line and in every failure message, and each oracle is
+compared under its own tolerance (:func:`tolerance_key`).
 """
 
 from __future__ import annotations
@@ -17,23 +31,66 @@ from dataclasses import dataclass
 import numpy as np
 
 from tess_spec import TessConfig
+from tess_spec.errors import BackendUnavailableError, ConfigError
 from tess_spec.lsg import basis
 from tess_spec.neuron import psi as spec_psi
 from tess_spec.neuron import reset_amount
 from tess_spec.ops import adaptive_avg_pool, conv2d, pool_forward
 from tess_spec.shapes import block_shapes
-from tess_spec.weight_std import WS_EPS
+from tess_spec.weight_std import WS_EPS, standardize
 
-__all__ = ["have_torch", "BlockProblem", "lsg_grad", "local_loss_weight_grad", "ORACLE_NAME"]
+__all__ = ["ORACLES", "FD_STEP_SPIKES", "FD_STEP_WEIGHTS", "have_torch", "select", "selected", "oracle_name",
+           "tolerance_key", "BlockProblem", "lsg_grad", "local_loss_weight_grad", "window_loss", "block_inputs",
+           "spec_psi"]
+
+ORACLES: dict[str, str] = {
+    "autodiff": "autodiff (torch autograd, float64)",
+    "finite-differences": "finite differences (central, float64, NumPy)",
+}
+"""Oracle name → how it is described in reports."""
+
+FD_STEP_SPIKES = 1e-5
+"""Central-difference step for ∂L_l/∂o (spikes are 0/1; L_l is a cross-entropy of a linear map of o)."""
+FD_STEP_WEIGHTS = 1e-6
+"""Central-difference step for the weight (and gain) gradient of Σ_window L_l."""
+
+_selected: str | None = None
 
 
 def have_torch() -> bool:
-    """Whether PyTorch is importable (then autograd is the oracle)."""
+    """Whether PyTorch is importable (then ``auto`` selects autodiff)."""
     return importlib.util.find_spec("torch") is not None
 
 
-ORACLE_NAME = "torch autograd (float64)" if have_torch() else "finite differences (float64)"
-"""Which oracle this process uses."""
+def select(name: str = "auto") -> str:
+    """Choose the oracle of this process: ``auto``, ``autodiff`` or ``finite-differences``;
+    returns the chosen name.  ``autodiff`` without torch raises BackendUnavailableError."""
+    global _selected
+    if name == "auto":
+        name = "autodiff" if have_torch() else "finite-differences"
+    if name not in ORACLES:
+        raise ConfigError(f"oracle={name!r} is invalid: expected 'auto' or one of {list(ORACLES)}")
+    if name == "autodiff" and not have_torch():
+        raise BackendUnavailableError(
+            "the autodiff oracle needs PyTorch, which is not installed: install it with pip install "
+            "'tess[torch]', or choose --oracle finite-differences (or auto)")
+    _selected = name
+    return name
+
+
+def selected() -> str:
+    """The oracle in use (``auto``'s choice if none was selected yet)."""
+    return _selected if _selected is not None else select("auto")
+
+
+def oracle_name() -> str:
+    """The description of the oracle in use, e.g. ``"finite differences (central, float64, NumPy)"``."""
+    return ORACLES[selected()]
+
+
+def tolerance_key() -> str:
+    """The quantity of :mod:`tess.conformance.tolerances` the oracle in use is compared under."""
+    return "autodiff" if selected() == "autodiff" else "finite_differences"
 
 
 @dataclass
@@ -155,16 +212,30 @@ def _torch_weight_grad(prob: BlockProblem, params: dict[str, np.ndarray]) -> dic
 
 
 # ------------------------------------------------------ finite-difference oracle
-def _np_local_loss(prob: BlockProblem, o: np.ndarray) -> float:
+def _max_route(dropped: np.ndarray, p: int) -> np.ndarray:
+    """Per window, the index of its FIRST maximal element (row-major) — the spec's tie rule."""
+    b, c, h, w = dropped.shape
+    oh, ow = h // p, w // p
+    win = dropped[:, :, : oh * p, : ow * p].reshape(b, c, oh, p, ow, p).transpose(0, 1, 2, 4, 3, 5)
+    return np.argmax(win.reshape(b, c, oh, ow, p * p), axis=-1)
+
+
+def _routed_max_pool(dropped: np.ndarray, p: int, route: np.ndarray) -> np.ndarray:
+    b, c, h, w = dropped.shape
+    oh, ow = h // p, w // p
+    win = dropped[:, :, : oh * p, : ow * p].reshape(b, c, oh, p, ow, p).transpose(0, 1, 2, 4, 3, 5)
+    return np.take_along_axis(win.reshape(b, c, oh, ow, p * p), route[..., None], axis=-1)[..., 0]
+
+
+def _np_local_loss(prob: BlockProblem, o: np.ndarray, route: np.ndarray | None = None) -> float:
+    """``L_l`` at spikes ``o``; with ``route``, max pooling picks the routed elements (smooth in o)."""
     b = prob.block
     k = prob.config.lsg_pool(prob.index)
     dropped = o if prob.mask is None else o * prob.mask
     if dropped.ndim == 4 and b.pool == "max":
-        p = b.pool_size
-        ii, jj = np.meshgrid(np.arange(dropped.shape[2]), np.arange(dropped.shape[3]), indexing="ij")
-        ramp = -((ii % p) * p + (jj % p)) * 1e-7  # first element of each window wins ties
-        dropped = dropped + ramp
-    pooled = pool_forward(dropped, b.pool, b.pool_size) if dropped.ndim == 4 else dropped
+        pooled = _routed_max_pool(dropped, b.pool_size, _max_route(dropped, b.pool_size) if route is None else route)
+    else:
+        pooled = pool_forward(dropped, b.pool, b.pool_size) if dropped.ndim == 4 else dropped
     a = adaptive_avg_pool(pooled, k)
     z = a @ prob.basis_scaled().T / prob.config.lsg.temperature
     z = z - z.max(axis=1, keepdims=True)
@@ -172,7 +243,15 @@ def _np_local_loss(prob: BlockProblem, o: np.ndarray) -> float:
     return float(-logp[np.arange(len(prob.y)), prob.y].mean())
 
 
+def _route_of(prob: BlockProblem, o: np.ndarray) -> np.ndarray | None:
+    b = prob.block
+    if o.ndim == 4 and b.pool == "max":
+        return _max_route(o if prob.mask is None else o * prob.mask, b.pool_size)
+    return None
+
+
 def _fd(f, x: np.ndarray, h: float) -> np.ndarray:  # noqa: ANN001
+    """Central differences ``(f(x + h·e_j) - f(x - h·e_j)) / 2h`` for every element j of ``x`` (in place, restored)."""
     g = np.zeros_like(x)
     flat, gf = x.reshape(-1), g.reshape(-1)
     for j in range(flat.size):
@@ -188,66 +267,69 @@ def _fd(f, x: np.ndarray, h: float) -> np.ndarray:  # noqa: ANN001
 
 def _fd_lsg_grad(prob: BlockProblem, t: int) -> tuple[float, np.ndarray]:
     o = prob.o[t].astype(np.float64).copy()
-    return _np_local_loss(prob, o), _fd(lambda: _np_local_loss(prob, o), o, 1e-9)
+    route = _route_of(prob, o)
+    return _np_local_loss(prob, o), _fd(lambda: _np_local_loss(prob, o, route), o, FD_STEP_SPIKES)
 
 
-def _antiderivative(name: str, u: np.ndarray, theta: float) -> np.ndarray:
-    d = u - theta
-    if name == "triangle":
-        c = np.clip(d, -1, 1)
-        return 0.3 * (c - np.sign(c) * c * c / 2)
-    return np.sign(d) * (1 - 1 / (100 * np.abs(d) + 1)) / 100
-
-
-def _fd_weight_grad(prob: BlockProblem, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    from tess_spec.weight_std import standardize
-
+def _membranes(prob: BlockProblem, own: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """u[t] of the block from its parameters ``own``, with the recorded spikes' reset held constant."""
     cfg, i, b = prob.config, prob.index, prob.block
     lif = cfg.lif
     r = reset_amount(lif, cfg.profile, b.kind)
-    psi_name = cfg.psi_name(i)
-    own = {k: v.astype(np.float64).copy() for k, v in params.items() if k.startswith(f"blocks.{i}.")}
-
-    def membranes() -> list[np.ndarray]:
-        W = own[f"blocks.{i}.weight"]
-        W_hat = standardize(W, own[f"blocks.{i}.gain"]) if b.weight_std else W
-        bias = own.get(f"blocks.{i}.bias")
-        u = np.zeros(prob.o.shape[1:])
-        us = []
-        for t in range(cfg.train.T):
-            if b.kind == "conv":
-                cur = conv2d(prob.x[t], W_hat)
-                cur = cur if bias is None else cur + bias[None, :, None, None]
-            else:
-                cur = prob.x[t] @ W_hat.T + (0 if bias is None else bias)
-            o_prev = prob.o[t - 1] if t else 0.0
+    W = own[f"blocks.{i}.weight"]
+    W_hat = standardize(W, own[f"blocks.{i}.gain"]) if b.weight_std else W
+    bias = own.get(f"blocks.{i}.bias")
+    u = np.zeros(prob.o.shape[1:])
+    us = []
+    for t in range(cfg.train.T):
+        if b.kind == "conv":
+            cur = conv2d(prob.x[t], W_hat)
+            cur = cur if bias is None else cur + bias[None, :, None, None]
+        else:
+            cur = prob.x[t] @ W_hat.T + (0 if bias is None else bias)
+        o_prev = prob.o[t - 1] if t else 0.0
+        if lif.reset == "soft":
             u = lif.leak * (u - r * o_prev) + cur
-            us.append(u)
-        return us
+        else:
+            u = lif.leak * u * (1 - o_prev) + cur
+        us.append(u)
+    return us
 
-    base = membranes()
+
+def _fd_weight_grad(prob: BlockProblem, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    cfg, i = prob.config, prob.index
+    own = {k: v.astype(np.float64).copy() for k, v in params.items() if k.startswith(f"blocks.{i}.")}
+    base = _membranes(prob, own)
+    start = cfg.train.window_start
+    slopes = [spec_psi(cfg.psi_name(i), base[t], cfg.lif.theta) for t in range(cfg.train.T)]
+    routes = [_route_of(prob, prob.o[t]) for t in range(cfg.train.T)]
 
     def loss() -> float:
-        us = membranes()
-        total = 0.0
-        for t in range(cfg.train.window_start, cfg.train.T):
-            o = prob.o[t] + (_antiderivative(psi_name, us[t], lif.theta) - _antiderivative(psi_name, base[t], lif.theta))
-            total += _np_local_loss(prob, o)
-        return total
+        us = _membranes(prob, own)
+        return sum(_np_local_loss(prob, prob.o[t] + slopes[t] * (us[t] - base[t]), routes[t])
+                   for t in range(start, cfg.train.T))
 
-    return {k: _fd(loss, v, 1e-7) for k, v in own.items()}
+    return {k: _fd(loss, v, FD_STEP_WEIGHTS) for k, v in own.items()}
 
 
 # ----------------------------------------------------------------------- API
 def lsg_grad(prob: BlockProblem, t: int) -> tuple[float, np.ndarray]:
-    """``(L_l[t], ∂L_l[t]/∂o[t])`` of block ``prob.index`` at its recorded spikes."""
-    return _torch_lsg_grad(prob, t) if have_torch() else _fd_lsg_grad(prob, t)
+    """``(L_l[t], ∂L_l[t]/∂o[t])`` of block ``prob.index`` at its recorded spikes (oracle in use)."""
+    return _torch_lsg_grad(prob, t) if selected() == "autodiff" else _fd_lsg_grad(prob, t)
 
 
 def local_loss_weight_grad(prob: BlockProblem, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Gradient of ``Σ_{t in window} L_l[t]`` w.r.t. the block's parameters through
-    time (reset detached, spike slope ψ), keyed like ``params``."""
-    return _torch_weight_grad(prob, params) if have_torch() else _fd_weight_grad(prob, params)
+    time (reset detached, spike slope ψ at the recorded membrane), keyed like ``params``."""
+    return _torch_weight_grad(prob, params) if selected() == "autodiff" else _fd_weight_grad(prob, params)
+
+
+def window_loss(prob: BlockProblem) -> float:
+    """``Σ_{t in window} L_l[t]`` at the recorded spikes: the value whose rounding bounds a
+    finite-difference gradient's error (the scale of its absolute tolerance)."""
+    cfg = prob.config
+    return float(sum(_np_local_loss(prob, prob.o[t].astype(np.float64)) for t in range(cfg.train.window_start,
+                                                                                      cfg.train.T)))
 
 
 def block_inputs(config: TessConfig, x: np.ndarray, record: dict, masks: list) -> list[np.ndarray]:
@@ -267,6 +349,3 @@ def block_inputs(config: TessConfig, x: np.ndarray, record: dict, masks: list) -
         cur = np.stack([pool_forward(dropped[t], b.pool, b.pool_size) if dropped.ndim == 5 else dropped[t]
                         for t in range(T)])
     return out
-
-
-__all__ += ["block_inputs", "spec_psi"]

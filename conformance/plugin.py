@@ -7,7 +7,10 @@ Loaded by ``conformance/conftest.py``, so both ``pytest --pyargs tess.conformanc
 Options: ``--tess-backend`` (a registered name, an entry-point name or
 ``module:attribute``; default ``$TESS_BACKEND`` or ``numpy``), ``--tess-dtype``
 (``float32``, ``float64`` or ``both``), ``--tess-device``, ``--tess-profile``
-(``ci`` or ``thorough``) and ``--tess-expectations`` (an extra list file).
+(``ci`` or ``thorough``), ``--tess-expectations`` (an extra list file),
+``--tess-examples`` and ``--tess-oracle`` (``auto``, ``autodiff`` or
+``finite-differences``).  A test marked ``@pytest.mark.tess_dtypes("float64")``
+is collected only for those dtypes (a float64-only property is not a float32 skip).
 """
 
 from __future__ import annotations
@@ -119,6 +122,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--tess-expectations", default=None, help="extra skip/xfail list file")
     g.addoption("--tess-examples", type=int, default=None,
                 help="Hypothesis examples per property test [profile: ci 20, thorough 150]")
+    g.addoption("--tess-oracle", default="auto", choices=("auto", "autodiff", "finite-differences"),
+                help="oracle of the gradient properties: autodiff (torch), finite-differences (NumPy) or auto "
+                     "(autodiff when torch is importable) [auto]")
 
 
 SUITE_DIR = Path(__file__).resolve().parent
@@ -135,6 +141,7 @@ def in_suite(path: Any) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     """Check the options; load the Hypothesis profile of ``--tess-profile`` when the session
     runs the suite (Hypothesis is imported only then, so other pytest runs are not burdened)."""
+    config.addinivalue_line("markers", "tess_dtypes(*dtypes): collect the test only for these backend dtypes")
     n = config.getoption("--tess-examples", default=None)
     if n is not None and n < 1:
         raise pytest.UsageError(f"--tess-examples={n} is invalid: expected a positive integer")
@@ -142,6 +149,14 @@ def pytest_configure(config: pytest.Config) -> None:
     # loaded here — but only in a session that is asked to run the suite.
     if any("conformance" in str(a) for a in config.args):
         _load_profile(config)
+        from tess_spec.errors import TessError
+
+        from .oracles import select
+
+        try:
+            select(config.getoption("--tess-oracle", default="auto"))
+        except TessError as exc:
+            raise pytest.UsageError(f"--tess-oracle: {exc}") from None
 
 
 def _load_profile(config: pytest.Config) -> None:
@@ -184,6 +199,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for f in expectation_files(config.getoption("--tess-backend"), config.getoption("--tess-expectations")):
         exps += load_expectations(f)
     config._tess_listed_required = []  # type: ignore[attr-defined]
+    keep, dropped = [], []
+    for item in items:
+        mark = item.get_closest_marker("tess_dtypes") if in_suite(item.path) else None
+        target = getattr(getattr(item, "callspec", None), "params", {}).get("target")
+        if mark is not None and target is not None and target.dtype not in mark.args:
+            dropped.append(item)
+        else:
+            keep.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
     for item in [item for item in items if in_suite(item.path)]:
         tid = test_id(item.nodeid)
         item.user_properties.append(("group", group_of(item.nodeid)))

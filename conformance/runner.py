@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expectations", default=None, help="extra skip/xfail list file (ACTION PATTERN REASON per line)")
     p.add_argument("--examples", type=int, default=None,
                    help="Hypothesis examples per property test (overrides the profile's 20 / 150)")
+    p.add_argument("--oracle", choices=("auto", "autodiff", "finite-differences"), default="auto",
+                   help="oracle of the gradient properties: autodiff (torch autograd), finite-differences (NumPy), "
+                        "or auto = autodiff when torch is importable; the report names the one used [auto]")
     p.add_argument("--skip-unavailable", action="store_true",
                    help="exit 0 with a message (instead of 2) when the backend's framework or device is missing")
     p.add_argument("-k", dest="select", default=None, help="only tests matching this pytest -k expression")
@@ -102,10 +105,7 @@ def _versions(backend: Any) -> dict[str, str]:
     import tess
     from tess_spec import SPEC_VERSION
 
-    from .oracles import ORACLE_NAME
-
-    v = {"tess": tess.__version__, "spec": SPEC_VERSION, "python": platform.python_version(), "numpy": np.__version__,
-         "oracle": ORACLE_NAME}
+    v = {"tess": tess.__version__, "spec": SPEC_VERSION, "python": platform.python_version(), "numpy": np.__version__}
     try:
         import hypothesis
         import pytest
@@ -116,6 +116,21 @@ def _versions(backend: Any) -> dict[str, str]:
     if backend is not None:
         v.update({k: str(x) for k, x in backend.info().items() if k not in ("backend", "dtype", "device")})
     return v
+
+
+def _machine() -> str:
+    """``platform.machine()``, the CPU model (Linux) and its core count, for the report header."""
+    model = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import os
+
+    return f"{platform.machine()}, {model or 'unknown CPU'}, {os.cpu_count()} cores"
 
 
 def _hypothesis_profile() -> str | None:
@@ -136,11 +151,21 @@ def _restore_hypothesis_profile(name: str | None) -> None:
 
 def run(backend: str, *, dtype: str = "both", device: str | None = None, profile: str = "ci",
         expectations: str | None = None, select: str | None = None, verbose: bool = False,
-        examples: int | None = None) -> tuple[int, dict[str, Any], list[dict[str, Any]]]:
-    """Run the suite; returns ``(exit_code, header, rows)``."""
+        examples: int | None = None, oracle: str = "auto") -> tuple[int, dict[str, Any], list[dict[str, Any]]]:
+    """Run the suite; returns ``(exit_code, header, rows)``.  ``oracle``: ``auto``,
+    ``autodiff`` or ``finite-differences`` (BackendUnavailableError: autodiff without torch)."""
     import pytest
 
     from tess import get_backend
+
+    from tess_spec.errors import BackendUnavailableError, ConfigError
+
+    from . import oracles
+
+    try:
+        chosen = oracles.select(oracle)
+    except BackendUnavailableError as exc:  # a missing oracle is not a missing backend (--skip-unavailable)
+        raise ConfigError(str(exc)) from None
 
     opts: dict[str, Any] = {"dtype": "float64" if dtype == "both" else dtype}
     if device is not None:
@@ -149,9 +174,10 @@ def run(backend: str, *, dtype: str = "both", device: str | None = None, profile
     header = {"backend": backend, "dtype": "float32,float64" if dtype == "both" else dtype, "device": be.device,
               "versions": {}, "profile": profile,
               "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+              "oracle": oracles.ORACLES[chosen], "machine": _machine(),
               "command": "python -m tess.conformance " + " ".join(sys.argv[1:]) if sys.argv else ""}
     args = [str(PKG_DIR), "-c", str(PKG_DIR / "pytest.ini"), "--rootdir", str(PKG_DIR),
-            "--tess-backend", backend, "--tess-dtype", dtype, "--tess-profile", profile,
+            "--tess-backend", backend, "--tess-dtype", dtype, "--tess-profile", profile, "--tess-oracle", chosen,
             "-p", "no:cacheprovider", "-rfEs", "-v" if verbose else "-q"]
     if device is not None:
         args += ["--tess-device", device]
@@ -200,6 +226,12 @@ def write_report(path: Path, header: dict[str, Any], rows: list[dict[str, Any]])
         f"**Result: {'PASS' if header.get('passed') else 'FAIL'}** — profile `{header['profile']}`, "
         f"dtype {header['dtype']}, device `{header['device']}`, {header.get('seconds', '?')} s, {header.get('date', '')}.",
         "",
+        f"Oracle of the gradient properties: **{header.get('oracle', '?')}**"
+        + (f". Hypothesis examples per property test: {header['examples']} (set by `--examples`)"
+           if header.get("examples") else "") + ".",
+        "",
+        f"Command: `{header.get('command', '')}` on {header.get('machine', '?')}.",
+        "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in header["versions"].items()) + ".",
         "",
         "## Summary",
@@ -229,7 +261,8 @@ def write_report(path: Path, header: dict[str, Any], rows: list[dict[str, Any]])
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     side = path.with_suffix(".json")
     hdr = {k: header[k] for k in ("backend", "dtype", "device", "versions", "profile")}
-    hdr.update({k: header[k] for k in ("passed", "seconds", "date") if k in header})
+    hdr.update({k: header[k] for k in ("passed", "seconds", "date", "oracle", "examples", "command", "machine",
+                                       "notes") if k in header})
     side.write_text(json.dumps({"header": hdr, "rows": [
         {k: r[k] for k in ("group", "test", "outcome", "reason", "dtype")} for r in rows]}, indent=1) + "\n",
         encoding="utf-8")
@@ -244,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code, header, rows = run(args.backend, dtype=args.dtype, device=args.device, profile=args.profile,
                                  expectations=args.expectations, select=args.select, verbose=args.verbose,
-                                 examples=args.examples)
+                                 examples=args.examples, oracle=args.oracle)
     except BackendUnavailableError as exc:
         if args.skip_unavailable:
             print(f"tess.conformance: skipping backend {args.backend!r}: {exc}")
@@ -256,8 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     n = {o: sum(r["outcome"] == o for r in rows) for o in ("passed", "failed", "error", "skipped", "xfailed", "xpassed")}
     print(f"tess.conformance: backend {args.backend!r} ({header['dtype']}, {header['device']}, profile "
-          f"{args.profile}): {'PASS' if code == 0 else 'FAIL'} — " + ", ".join(f"{v} {k}" for k, v in n.items() if v)
-          + f" in {header['seconds']} s")
+          f"{args.profile}, oracle: {header['oracle']}): {'PASS' if code == 0 else 'FAIL'} — "
+          + ", ".join(f"{v} {k}" for k, v in n.items() if v) + f" in {header['seconds']} s")
     if args.report is not None:
         md, js = write_report(args.report, header, rows)
         print(f"report: {md} (+ {js.name})")

@@ -23,7 +23,7 @@ from tess_spec import BlockConfig, LIFConfig, LSGConfig, NetworkConfig, TessConf
 from tess_spec import init_opt_state
 from tess_spec import reference as ref
 
-__all__ = ["check_case", "named_configs", "NAMED"]
+__all__ = ["check_case", "named_configs", "NAMED", "TIES_THETA", "ties_case", "check_threshold_ties"]
 
 
 def check_case(target: Target, case: S.Case, note: Callable[[str], None] | None = None) -> None:
@@ -32,7 +32,7 @@ def check_case(target: Target, case: S.Case, note: Callable[[str], None] | None 
     got = run_backend(backend, case.config, case.params, case.opt_state, case.x, case.y, case.masks, case.lr)
     want = run_reference(case.config, case.params, case.opt_state, case.x, case.y, case.masks, case.lr, target.dtype)
     cmp = compare_step(case.config, want, got, target.dtype, params_before=case.params, opt_before=case.opt_state,
-                       lr=case.lr)
+                       lr=case.lr, x=case.x, masks=case.masks)
     if note is not None:
         for n in cmp.notes:
             note(n)
@@ -104,3 +104,63 @@ def test_predict_matches_spec(target: Target, note: Callable[[str], None], data:
     ok, msg = tol.within(got[keep], want[keep], "logits", target.dtype,
                          scale=float(np.abs(want).max()) if want.size else 0.0)
     assert ok, f"predict: {msg} ({case!r})"
+
+
+# --------------------------------------------------------------------- exact threshold ties
+TIES_THETA = 0.5
+"""θ of the threshold-tie case; every number of the case is a multiple of 2⁻⁸."""
+
+
+def ties_case(reset: str) -> S.Case:
+    """A two-block MLP built from exactly representable numbers (θ = 0.5, γ = 0.5, inputs
+    1.0 / 0.5, weights multiples of 0.25, soft reset r = 0.75 or the hard reset) whose
+    membranes land exactly on θ — at t = 0 (0.5·1.0 = θ: no spike, the inequality is
+    strict) and again after every spike (0.75 spikes; soft: 0.5·(0.75 - 0.75) + 0.5 = θ;
+    hard: 0 + 0.5 = θ).  Every value is computed without rounding in float32 and float64."""
+    cfg = TessConfig(
+        NetworkConfig((2,), 3, (BlockConfig("linear", 6), BlockConfig("linear", 3, bias=True))),
+        lif=LIFConfig(theta=TIES_THETA, leak=0.5, reset=reset, reset_amount=0.75 if reset == "soft" else None),
+        traces=TraceConfig(factors=(0.5, 0.5, 1.0, 1.0)),
+        train=TrainConfig(T=6, n_learn=4, batch_size=3),
+    )
+    q = 0.25
+    params = {
+        "blocks.0.weight": np.array([[2, 0], [0, 4], [1, 2], [3, 0], [2, 2], [1, 0]], np.float64) * q,
+        "blocks.1.weight": np.array([[2, 0, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0], [0, 0, 0, 2, -1, 1]], np.float64) * q,
+        "blocks.1.bias": np.array([0, 0, 1], np.float64) * q,
+        "readout.weight": np.array([[1, -1, 0], [0, 1, -1], [-1, 0, 1]], np.float64) * q,
+        "readout.bias": np.zeros(3),
+    }
+    x = np.array([[1.0, 0.5], [1.0, 1.0], [0.5, 1.0]])
+    return S.Case(cfg, params, init_opt_state(cfg, params), x, np.array([0, 1, 2]), [None, None], None)
+
+
+def check_threshold_ties(target: Target, reset: str) -> None:
+    """The backend's u and o equal the spec's bit for bit on :func:`ties_case` (in any
+    dtype: no spike band, no tolerance); everything else under the policy."""
+    from tess.conformance.harness import Comparison
+    from tess.conformance.test_golden import check_exact
+
+    case = ties_case(reset)
+    cfg = case.config
+    want = run_reference(cfg, case.params, case.opt_state, case.x, case.y, case.masks, None, target.dtype)
+    rec = want.record
+    for i in range(len(cfg.network.blocks)):  # the case itself: ties happen, also right after a spike
+        u, o = rec["u"][i], rec["o"][i]
+        prev = np.concatenate([np.zeros_like(o[:1]), o[:-1]])
+        assert (u == TIES_THETA).any() and not o[u == TIES_THETA].any(), f"ties case ({reset}): no tie in block {i}"
+        assert i > 0 or ((u == TIES_THETA) & (prev == 1)).any(), f"ties case ({reset}): reset never lands on θ"
+    got = run_backend(target.backend(), cfg, case.params, case.opt_state, case.x, case.y, case.masks, None)
+    cmp = Comparison()
+    check_exact(cfg, rec, got.record, ("u", "o"), cmp, f"threshold ties ({reset} reset)")
+    if not cmp.failures:
+        cmp = compare_step(cfg, want, got, target.dtype, params_before=case.params, opt_before=case.opt_state,
+                           x=case.x, masks=case.masks)
+    cmp.raise_if_failed(f"threshold ties, {reset} reset")
+
+
+@pytest.mark.parametrize("reset", ["soft", "hard"])
+def test_threshold_ties_are_exact(target: Target, reset: str) -> None:
+    """Membranes exactly at θ do not spike (u > θ, strict) and both resets land exactly on θ:
+    u and o bit for bit, in float32 too (every number is exactly representable)."""
+    check_threshold_ties(target, reset)

@@ -11,12 +11,12 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from tess.conformance.harness import StepResult, Target, compare_step, run_backend
+from tess.conformance.harness import Comparison, StepResult, Target, compare_step, run_backend
 from tess_spec import golden as G
 from tess_spec.lsg import learning_signal
 from tess_spec.reference import lsg_bases
 
-__all__ = ["GOLDEN_DIR", "golden_path", "check_golden_steps", "check_golden_chained"]
+__all__ = ["GOLDEN_DIR", "golden_path", "check_exact", "check_golden_steps", "check_golden_chained"]
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
 """Where the committed golden files live (package data)."""
@@ -32,14 +32,39 @@ def _want(step: dict) -> StepResult:
     return StepResult(step["params"], step["opt_state"], rec, rec["state"], rec["loss"], rec["n_correct"])
 
 
+def check_exact(config, want: dict, got: dict, quantities: tuple[str, ...], cmp: Comparison, what: str) -> None:  # noqa: ANN001
+    """Bit-exact comparison of record ``quantities`` (any dtype: the exact case's numbers are
+    dyadic, so every IEEE implementation computes them without rounding) — no spike band,
+    no tolerance.  A flip at ``u == θ`` is named as what it is."""
+    theta = config.lif.theta
+    for q in sorted(quantities, key=lambda q: q != "o"):  # spikes first: a wrong spike explains the rest
+        for i in range(len(config.network.blocks)):
+            w = np.asarray(want[q][i], np.float64)
+            g = np.asarray(got[q][i])
+            if g.shape != w.shape:
+                cmp.fail(f"{what}: {q}[block {i}] shape {g.shape} != {w.shape}")
+                continue
+            bad = g.astype(np.float64) != w
+            if bad.any():
+                idx = tuple(int(j) for j in np.argwhere(bad)[0])
+                ties = int(np.count_nonzero(bad & (np.asarray(want["u"][i], np.float64) == theta)))
+                cmp.fail(f"{what}: {q}[block {i}] differs from the exact value at {int(bad.sum())}/{w.size} places, "
+                         f"{ties} of them where u == θ = {theta:g} exactly (spike is u > θ, strict); first at t={idx[0]}, "
+                         f"index {idx[1:]}: got {g[idx]!r}, expected {w[idx]!r}")
+
+
 def check_golden_steps(target: Target, name: str, note: Callable[[str], None] | None = None) -> None:
-    """Each step from the golden's own parameters and optimiser state before it."""
+    """Each step from the golden's own parameters and optimiser state before it (and, for an
+    exact golden such as ``threshold-ties``, its u and o bit for bit in any dtype)."""
     g = G.load(golden_path(name))
     backend = target.backend()
     params, opt = g.params, g.opt_state
     for k, step in enumerate(g.steps):
         got = run_backend(backend, g.config, params, opt, step["x"], step["y"], step["masks"])
-        cmp = compare_step(g.config, _want(step), got, target.dtype, params_before=params, opt_before=opt)
+        cmp = compare_step(g.config, _want(step), got, target.dtype, params_before=params, opt_before=opt,
+                           x=step["x"], masks=step["masks"])
+        if g.exact:
+            check_exact(g.config, step["record"], got.record, g.exact, cmp, f"exact golden {name!r}")
         if note is not None:
             for n in cmp.notes:
                 note(f"step {k}: {n}")
@@ -68,12 +93,12 @@ def test_golden_steps_match(target: Target, note: Callable[[str], None], name: s
     check_golden_steps(target, name, note)
 
 
-@pytest.mark.parametrize("name", list(G.GOLDEN_CASES))
+@pytest.mark.tess_dtypes("float64")
+@pytest.mark.parametrize("name", [n for n in G.GOLDEN_CASES if G.GOLDEN_CASES[n].get("n_steps", G.N_STEPS) > 1])
 def test_golden_chained_float64(target: Target, name: str) -> None:
-    """Three optimiser steps chained on the backend's own weights match (float64 only)."""
-    if target.dtype != "float64":
-        pytest.skip("float32 is compared step by step from the golden's weights: Adam turns float32 rounding of "
-                    "near-zero gradients into steps of size lr, so chained float32 weights drift by design")
+    """The optimiser steps chained on the backend's own weights match — collected in float64
+    only: in float32, Adam turns rounding of near-zero gradients into steps of size lr, so
+    chained float32 weights drift by design (float32 is checked step by step above)."""
     check_golden_chained(target, name)
 
 

@@ -16,6 +16,7 @@ import pytest
 from tess.conformance import mutants
 from tess.conformance import strategies as S
 from tess.conformance.harness import Target
+from tess_spec import golden as G
 
 eq = importlib.import_module("tess.conformance.test_equations")
 gold = importlib.import_module("tess.conformance.test_golden")
@@ -35,11 +36,19 @@ def _each(check: Callable[[Target, S.Case], None]) -> Callable[[Target], None]:
     return run
 
 
+def _golden(name: str) -> Callable[[Target], None]:
+    return lambda t: gold.check_golden_steps(t, name)
+
+
+def _ties(reset: str) -> Callable[[Target], None]:
+    return lambda t: eq.check_threshold_ties(t, reset)
+
+
 CHECKS: dict[str, Callable[[Target], None]] = {
-    "golden::test_golden_steps_match[paper]": lambda t: gold.check_golden_steps(t, "paper"),
-    "golden::test_golden_steps_match[reference-code]": lambda t: gold.check_golden_steps(t, "reference-code"),
-    "golden::test_golden_steps_match[paper-ws-dropout]": lambda t: gold.check_golden_steps(t, "paper-ws-dropout"),
+    **{f"golden::test_golden_steps_match[{n}]": _golden(n) for n in G.GOLDEN_CASES},
     "equations::test_named_network_matches_spec": _each(eq.check_case),
+    "equations::test_threshold_ties_are_exact[soft]": _ties("soft"),
+    "equations::test_threshold_ties_are_exact[hard]": _ties("hard"),
     "properties::test_trace_closed_forms": _each(props.check_trace_closed_forms),
     "properties::test_update_is_bilinear_in_m": _each(props.check_update_bilinear),
     "properties::test_lsg_signal_is_local_loss_gradient": _each(props.check_lsg_gradient),
@@ -65,6 +74,18 @@ def test_suite_catches_mutant(bug: str, cls: str, record_property: Callable[[str
     record_property("caught_by", sorted(caught))
     print(f"{cls} ({bug}) caught by: {sorted(caught)}")
     assert caught, f"the suite lets the mutant {cls!r} ({bug}) pass"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_spike_at_threshold_is_caught_by_the_exact_cases(dtype: str) -> None:
+    """``u >= θ`` passes every check on continuous draws; the exact threshold-tie cases (the
+    named case, both resets, and the ``threshold-ties`` golden) catch it in either dtype."""
+    caught = _caught(Target("tess.conformance.mutants:SpikeAtThreshold", dtype))
+    want = {"equations::test_threshold_ties_are_exact[soft]", "equations::test_threshold_ties_are_exact[hard]",
+            "golden::test_golden_steps_match[threshold-ties]"}
+    assert want <= set(caught), f"caught only by {sorted(caught)}"
+    with pytest.raises(AssertionError, match="where u == θ = 0.5 exactly"):
+        eq.check_threshold_ties(Target("tess.conformance.mutants:SpikeAtThreshold", dtype), "soft")
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
