@@ -28,15 +28,6 @@ __all__ = ["MUTANTS", "NoncausalWrongIndex", "LambdaPreDropped", "PsiCentredOnZe
            "MaxPoolNotRouted", "AdamBiasCorrectionBug", "ResetBeforeSpike", "ResetNotLeaked", "SpikeAtThreshold"]
 
 
-def _mutant(name: str, doc: str, kernels: type | None = None, **methods: Any) -> type:
-    """A numpy-backend subclass called ``name`` whose kernels are ``kernels`` (or whose
-    backend methods are ``methods``)."""
-    attrs: dict[str, Any] = {"__doc__": doc, "name": name, **methods}
-    if kernels is not None:
-        attrs["kernels_class"] = kernels
-    return type(name, (_Numpy,), attrs)
-
-
 class _NoncausalWrongIndex(_Kernels):
     def noncausal_trace(self, h_prev, h_new, lambda_post, profile):  # noqa: ANN001, ANN201, D102
         return lambda_post * h_new if profile == "paper" else h_new
@@ -97,33 +88,74 @@ class _SpikeAtThreshold(_Kernels):
 
 
 def _late_plan(self: Any, config: Any) -> Any:
+    """The numpy backend's plan with the learning window one step late."""
     plan = _Numpy.plan(self, config)
     return dataclasses.replace(plan, window_start=plan.window_start + 1)
 
 
-NoncausalWrongIndex = _mutant("mutant-noncausal-index",
-                              "Non-causal term uses h[t] (after this step's update) instead of h[t-1].",
-                              _NoncausalWrongIndex)
-LambdaPreDropped = _mutant("mutant-lambda-pre-dropped", "Presynaptic trace without its decay: q ← q + x.",
-                           _LambdaPreDropped)
-PsiCentredOnZero = _mutant("mutant-psi-at-zero", "ψ evaluated around 0 instead of θ.", _PsiCentredOnZero)
-WindowOffByOne = _mutant("mutant-window-off-by-one", "Learning window starts one step late (T - n_learn + 1).",
-                         plan=_late_plan)
-MaxPoolNotRouted = _mutant("mutant-maxpool-unrouted",
-                           "m not routed through max pooling: every element of a window gets the gradient.",
-                           _MaxPoolNotRouted)
-AdamBiasCorrectionBug = _mutant("mutant-adam-bias-correction",
-                                "Adam's second-moment bias correction uses β1 instead of β2.", _AdamBiasCorrectionBug)
-ResetBeforeSpike = _mutant(
-    "mutant-reset-before-spike",
-    "The reset is applied to u[t] in the same step, before ψ[t] and the recorded u see it: "
-    "u ← γu + I; o ← [u > θ]; u ← u - r·o.  (Spikes are unchanged; ψ is not.)", _ResetBeforeSpike)
-ResetNotLeaked = _mutant("mutant-reset-not-leaked",
-                         "The reset is subtracted after the leak: u ← γu - r·o + I (instead of γ(u - r·o) + I).",
-                         _ResetNotLeaked)
-SpikeAtThreshold = _mutant("mutant-spike-at-threshold",
-                           "Fires at u >= θ instead of u > θ (continuous draws never hit θ exactly: only the "
-                           "exactly representable threshold-tie cases catch it).", _SpikeAtThreshold)
+class NoncausalWrongIndex(_Numpy):
+    """Non-causal term uses h[t] (after this step's update) instead of h[t-1]."""
+
+    name = "mutant-noncausal-index"
+    kernels_class = _NoncausalWrongIndex
+
+
+class LambdaPreDropped(_Numpy):
+    """Presynaptic trace without its decay: q ← q + x."""
+
+    name = "mutant-lambda-pre-dropped"
+    kernels_class = _LambdaPreDropped
+
+
+class PsiCentredOnZero(_Numpy):
+    """ψ evaluated around 0 instead of θ."""
+
+    name = "mutant-psi-at-zero"
+    kernels_class = _PsiCentredOnZero
+
+
+class WindowOffByOne(_Numpy):
+    """Learning window starts one step late (T - n_learn + 1): the plan, not a kernel, is substituted."""
+
+    name = "mutant-window-off-by-one"
+    plan = _late_plan
+
+
+class MaxPoolNotRouted(_Numpy):
+    """m not routed through max pooling: every element of a window gets the gradient."""
+
+    name = "mutant-maxpool-unrouted"
+    kernels_class = _MaxPoolNotRouted
+
+
+class AdamBiasCorrectionBug(_Numpy):
+    """Adam's second-moment bias correction uses β1 instead of β2."""
+
+    name = "mutant-adam-bias-correction"
+    kernels_class = _AdamBiasCorrectionBug
+
+
+class ResetBeforeSpike(_Numpy):
+    """The reset is applied to u[t] in the same step, before ψ[t] and the recorded u see
+    it: u ← γu + I; o ← [u > θ]; u ← u - r·o.  (Spikes are unchanged; ψ is not.)"""
+
+    name = "mutant-reset-before-spike"
+    kernels_class = _ResetBeforeSpike
+
+
+class ResetNotLeaked(_Numpy):
+    """The reset is subtracted after the leak: u ← γu - r·o + I (instead of γ(u - r·o) + I)."""
+
+    name = "mutant-reset-not-leaked"
+    kernels_class = _ResetNotLeaked
+
+
+class SpikeAtThreshold(_Numpy):
+    """Fires at u >= θ instead of u > θ (continuous draws never hit θ exactly: only the
+    exactly representable threshold-tie cases catch it)."""
+
+    name = "mutant-spike-at-threshold"
+    kernels_class = _SpikeAtThreshold
 
 
 MUTANTS: dict[str, str] = {

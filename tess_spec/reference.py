@@ -2,21 +2,23 @@
 pure functions, in whatever dtype it is given (float64 for golden traces).
 
 It is written for clarity, not speed: every per-step quantity is recorded.
-Backends are compared against it (conformance) — they never import it.
+Backends are compared against it (conformance) — they never import it; the
+constants they precompute (block plans, fused LSG matrices) live in
+:mod:`tess_spec.plan`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
 from .config import TessConfig
-from .lsg import basis, block_output, learning_signal
+from .lsg import block_output, learning_signal
 from .neuron import lif_step, psi, reset_amount, spike
-from .ops import adaptive_avg_pool_backward, conv2d, flatten_batch
+from .ops import conv2d, flatten_batch
 from .optim import adam_step, sgd_step
+from .plan import lsg_bases  # the fixed LSG bases (the oracle composes them unfused)
 from .readout import cross_entropy, readout_features, readout_forward, readout_grad
 from .shapes import block_shapes, state_shapes
 from .traces import noncausal_trace, postsynaptic_trace, presynaptic_trace
@@ -25,10 +27,6 @@ from .validate import is_sequence, validate_batch
 from .weight_std import standardize, standardize_vjp
 
 __all__ = [
-    "lsg_bases",
-    "lsg_matrices",
-    "BlockPlan",
-    "block_plans",
     "effective_weights",
     "forward_current",
     "new_record",
@@ -37,73 +35,6 @@ __all__ = [
     "predict",
     "optimizer_step",
 ]
-
-
-def lsg_bases(config: TessConfig) -> list[np.ndarray]:
-    """The fixed basis B of every block, ``(n_classes, D_l)`` with ``D_l = C_l·k_l²`` or ``k_l``."""
-    out = []
-    for i, bs in enumerate(block_shapes(config.network)):
-        k = config.lsg_pool(i)
-        dim = bs.output[0] * k * k if len(bs.output) == 3 else k
-        out.append(basis(config.network.n_classes, dim, config.lsg.omega_min, config.lsg.omega_max))
-    return out
-
-
-def lsg_matrices(config: TessConfig) -> list[np.ndarray]:
-    """Per block, the basis B̃ = B / D composed with the adaptive average pool, as one
-    float64 array ``M`` of shape ``(n_classes, *output)``.
-
-    Both maps are linear, so ``z[t] = B̃ · AdaptiveAvgPool_k(out[t]) = M_flat · out_flat[t]``
-    and ``∂L/∂out = reshape((softmax(z/τ) - onehot(y)) / (τ·batch) · M_flat)``: a backend
-    can form the learning signal with two matrix products instead of pooling.
-    """
-    mats = []
-    for i, (bs, B) in enumerate(zip(block_shapes(config.network), lsg_bases(config))):
-        bt = B / B.shape[1]
-        mats.append(adaptive_avg_pool_backward(bt, (bt.shape[0], *bs.output), config.lsg_pool(i)))
-    return mats
-
-
-@dataclass(frozen=True)
-class BlockPlan:
-    """Everything a block's step needs that depends only on the config.
-
-    Attributes:
-        kind: ``"conv"`` or ``"linear"``.
-        k: the block's LSG pool size.
-        pool: block pooling (``None``, ``"max"``, ``"avg"``, ``"global_avg"``).
-        pool_size: pooling window.
-        amount: soft-reset amount r (:func:`tess_spec.neuron.reset_amount`).
-        psi: name of the block's ψ.
-        lsg_matrix: :func:`lsg_matrices` flattened to ``(n_classes, prod(output))``
-            (float64 here; a backend swaps in its own array with ``dataclasses.replace``).
-        out_shape: per-sample output shape.
-        neurons: per-sample neuron shape.
-        weight_shape: shape of W.
-    """
-
-    kind: str
-    k: int
-    pool: str | None
-    pool_size: int
-    amount: float
-    psi: str
-    lsg_matrix: Any
-    out_shape: tuple[int, ...]
-    neurons: tuple[int, ...]
-    weight_shape: tuple[int, ...]
-
-
-def block_plans(config: TessConfig) -> list[BlockPlan]:
-    """The :class:`BlockPlan` of every block, in order."""
-    plans = []
-    for i, (b, bs, M) in enumerate(zip(config.network.blocks, block_shapes(config.network), lsg_matrices(config))):
-        plans.append(BlockPlan(
-            kind=b.kind, k=config.lsg_pool(i), pool=b.pool, pool_size=b.pool_size,
-            amount=reset_amount(config.lif, config.profile, b.kind), psi=config.psi_name(i),
-            lsg_matrix=M.reshape(M.shape[0], -1), out_shape=bs.output, neurons=bs.neurons, weight_shape=bs.weight,
-        ))
-    return plans
 
 
 def effective_weights(config: TessConfig, params: dict[str, np.ndarray]) -> list[np.ndarray]:
