@@ -80,6 +80,7 @@ SUBCOMMANDS: dict[str, str] = {
     "vectors": "tess.vectors.cli:register",
     "complexity": "tess.complexity_cli:register",
     "export": "tess.export_cli:register",
+    "stream": "tess.stream.cli:register",
 }
 """Further ``tess`` subcommands: name → ``"module:register"``.  ``register(subparsers)``
 adds the subcommand's parser and sets its ``handler`` default to a function
