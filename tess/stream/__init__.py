@@ -50,6 +50,7 @@ The learning policy
   ``[0, n_classes)`` or one that contradicts the segment's, and any call after
   :meth:`Learner.close`, raise a :mod:`tess.errors` error before anything changes.
 
+:meth:`Learner.from_model` continues a :class:`tess.Model` (trained offline) on a stream.
 ``tess stream`` (:mod:`tess.stream.cli`) replays a dataset's splits as streams.
 """
 

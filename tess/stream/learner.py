@@ -200,6 +200,21 @@ class Learner:
         self.last_segment: SegmentResult | None = None
         """The :class:`SegmentResult` of the last segment that finished (``None`` before)."""
 
+    @classmethod
+    def from_model(cls, model: Any, **options: Any) -> "Learner":
+        """A learner that continues a :class:`tess.Model` (e.g. trained offline with ``fit``) on a
+        stream: its config, backend, parameters, optimiser moments and step, and a copy of its
+        generator's state.  ``options``: :class:`Learner`'s keyword options (``batch``,
+        ``apply_every``, ``lr`` — default: the model's current rate — …)."""
+        options.setdefault("lr", model.lr)
+        learner = cls(model.config, model.backend, params=model.numpy_params(), **options)
+        opt = model.backend.opt_state_to_numpy(model.opt_state)
+        with learner._prog.scope():
+            learner._set_params(model.numpy_params(), opt)
+        learner.rng = np.random.Generator(type(model.rng.bit_generator)())
+        learner.rng.bit_generator.state = model.rng.bit_generator.state
+        return learner
+
     # -- properties -------------------------------------------------------------------
     @property
     def _K(self) -> Any:
@@ -255,7 +270,7 @@ class Learner:
     @property
     def segment_logits(self) -> np.ndarray | None:
         """Time-summed logits of the current segment so far (NumPy), ``None`` before its first step."""
-        if self._summed is None:
+        if self._summed is None or not self._begun:
             return None
         with self._prog.scope():
             return self.backend.to_numpy(self._summed)

@@ -175,6 +175,20 @@ def test_segment_results_and_predict_step_equal_the_model() -> None:
 
 
 # -- the policy --------------------------------------------------------------------------------
+def test_from_model_continues_a_model() -> None:
+    """A model trained on two mini-batches, continued on a stream, equals three mini-batches."""
+    x, y = _segments(MLP, 3, 3)
+    model = tess.Model(MLP, "numpy")
+    for xs, ys in zip(x[:2], y[:2]):
+        model.train_batch(xs, ys)
+    learner = Learner.from_model(model, batch=3)
+    assert learner.optimizer_step == 2 and learner.updates == 0
+    model.train_batch(x[2], y[2])
+    _feed(learner, x[2:], y[2:])
+    _assert_close(learner.numpy_params(), model.numpy_params())
+    assert learner.rng.bit_generator.state == model.rng.bit_generator.state
+
+
 def test_apply_every_and_manual_apply() -> None:
     x, y = _segments(MLP, 2, 3)
     every_window = Learner(MLP, "numpy", batch=3, apply_every=MLP.train.n_learn)
