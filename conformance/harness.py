@@ -24,7 +24,8 @@ from tess_spec.weight_std import standardize_vjp
 from . import tolerances as tol
 
 __all__ = ["Target", "StepResult", "Comparison", "run_backend", "run_reference", "compare_step",
-           "round_to", "round_tree", "expect_optimizer_step", "membrane_scales", "lsg_scales", "standardize_magnitude",
+           "round_to", "round_tree", "expect_optimizer_step", "membrane_scales", "lsg_scales", "update_term_scales", "gradient_scales",
+           "standardize_magnitude",
            "standardize_grad_scales"]
 
 
@@ -354,7 +355,8 @@ def compare_step(
                 g_hat = np.asarray(gr["dw_causal"][i], np.float64) + np.asarray(gr["dw_noncausal"][i], np.float64)
                 w_b, g_b = round_to(params_before[wk], dtype), round_to(params_before[f"blocks.{i}.gain"], dtype)
                 ew, eg = standardize_vjp(w_b, g_b, g_hat)
-                sw, sg = standardize_grad_scales(w_b, g_b, g_hat)
+                term = max(scales["dw_causal"][i], scales["dw_noncausal"][i])
+                sw, sg = standardize_grad_scales(w_b, g_b, np.maximum(np.abs(g_hat), term))
                 cmp.check(f"grads[{wk}]", np.asarray(gg[wk]), ew, "grads", dtype, max(float(np.abs(ew).max()), sw))
                 cmp.check(f"grads[blocks.{i}.gain]", np.asarray(gg[f"blocks.{i}.gain"]), eg, "grads", dtype,
                           max(float(np.abs(eg).max()), sg))
@@ -428,6 +430,39 @@ def lsg_scales(config: TessConfig, batch: int, masks: list[np.ndarray | None] | 
         mk = None if masks is None else masks[i]
         mmax = 1.0 if mk is None or np.size(mk) == 0 else max(1.0, float(np.max(np.abs(mk))))
         out.append(2.0 * float(np.max(np.abs(B))) * mmax / (config.lsg.temperature * batch))
+    return out
+
+
+def update_term_scales(config: TessConfig, record: dict[str, Any],
+                       masks: list[np.ndarray | None] | None = None) -> dict[str, Any]:
+    """Per block, the magnitude of ONE term of each window-summed update
+    (``dw_causal``: ``|α_pre|·max|m|·max|ψ|·max|q|``, ``dw_noncausal``, ``bias``), with
+    ``max|m|`` at least :func:`lsg_scales` — the scale ``S`` of an update's comparison."""
+    batch = np.asarray(record["o"][0]).shape[1]
+    return _term_scales(config, record, batch, lsg_scales(config, batch, masks))
+
+
+def gradient_scales(config: TessConfig, record: dict[str, Any], params: dict[str, np.ndarray],
+                    masks: list[np.ndarray | None] | None, dtype: str) -> dict[str, float]:
+    """Per parameter of the blocks, the magnitude of the terms its gradient is made of (the
+    scale ``S`` of its comparison): one term of the window sum for ``blocks.i.weight``
+    (after weight standardisation: the chain rule's terms, :func:`standardize_grad_scales`,
+    on ``max(|Ĝ|, term)``), ``Σ|G||d|/s`` for a gain, ``max|m|·max|ψ|`` for a bias."""
+    batch = np.asarray(record["o"][0]).shape[1]
+    scales = _term_scales(config, record, batch, lsg_scales(config, batch, masks))
+    out: dict[str, float] = {}
+    for i, b in enumerate(config.network.blocks):
+        term = max(scales["dw_causal"][i], scales["dw_noncausal"][i])
+        wk = f"blocks.{i}.weight"
+        if b.weight_std:
+            g_hat = np.asarray(record["dw_causal"][i], np.float64) + np.asarray(record["dw_noncausal"][i], np.float64)
+            sw, sg = standardize_grad_scales(round_to(params[wk], dtype), round_to(params[f"blocks.{i}.gain"], dtype),
+                                             np.maximum(np.abs(g_hat), term))
+            out[wk], out[f"blocks.{i}.gain"] = sw, sg
+        else:
+            out[wk] = term
+        if b.bias:
+            out[f"blocks.{i}.bias"] = scales["bias"][i]
     return out
 
 

@@ -23,7 +23,8 @@ from tess_spec import BlockConfig, LIFConfig, LSGConfig, NetworkConfig, TessConf
 from tess_spec import init_opt_state
 from tess_spec import reference as ref
 
-__all__ = ["check_case", "named_configs", "NAMED", "TIES_THETA", "ties_case", "check_threshold_ties"]
+__all__ = ["check_case", "named_configs", "NAMED", "TIES_THETA", "ties_case", "check_threshold_ties",
+           "cancelling_cases"]
 
 
 def check_case(target: Target, case: S.Case, note: Callable[[str], None] | None = None) -> None:
@@ -70,6 +71,24 @@ def test_named_network_matches_spec(target: Target, note: Callable[[str], None],
     for seed in range(2):
         case = S.make_case(config, 100 + seed, batch=3, sequence=sequence, binary=sequence,
                            input_scale=1.5 if not sequence else 1.0, weight_scale=2.0, warm_steps=3 * seed)
+        check_case(target, case, note)
+
+
+def cancelling_cases() -> list[S.Case]:
+    """Regression cases of the thorough profile's false failures (sums that cancel): one conv
+    block of one feature, kernel 1, weight standardisation, fan-in 2, T = 1, factors
+    (0, 0, 0, 1) — the weight gradient is a difference of chain-rule terms ~1e7 times larger,
+    and with equal input channels (or nearly equal weights) the membranes cancel to ~0."""
+    cfg = TessConfig(NetworkConfig((2, 2, 2), 2, (BlockConfig("conv", 1, kernel_size=1, weight_std=True),)),
+                     traces=TraceConfig(factors=(0.0, 0.0, 0.0, 1.0)), lsg=LSGConfig(pool_sizes=(1,)),
+                     train=TrainConfig(T=1, n_learn=1, batch_size=4))
+    return [S.make_case(cfg, 78, batch=3, input_scale=0.2, weight_scale=0.5, binary=True),
+            S.make_case(cfg, 104, batch=1, input_scale=0.2, weight_scale=0.5)]
+
+
+def test_cancelling_sums_match_spec(target: Target, note: Callable[[str], None]) -> None:
+    """Sums that cancel are compared at the size of their terms (the tolerance policy's S)."""
+    for case in cancelling_cases():
         check_case(target, case, note)
 
 
