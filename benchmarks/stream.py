@@ -119,14 +119,17 @@ def measure_latency(presets: tuple[str, ...] = PRESETS, backends: tuple[str, ...
                 continue
             learners[name], fns[name] = learner, fn
         times: dict[str, list[float]] = {n: [] for n in learners}
+        applied: dict[str, list[bool]] = {n: [] for n in learners}
         load_before = _load()
         for _ in range(rounds):
             for name, fn in fns.items():
-                ts = times[name]
+                ts, ap, learner = times[name], applied[name], learners[name]
                 for _ in range(steps):
+                    u0 = learner.updates
                     t0 = time.perf_counter()
                     fn()
                     ts.append(time.perf_counter() - t0)
+                    ap.append(learner.updates != u0)
         load_after = _load()
         for name, learner in learners.items():
             pred = []
@@ -136,15 +139,19 @@ def measure_latency(presets: tuple[str, ...] = PRESETS, backends: tuple[str, ...
                 learner.predict_step(frame)
                 pred.append(time.perf_counter() - t0)
             us = 1e6 * np.asarray(times[name])
+            upd = np.asarray(applied[name], dtype=bool)
             row = {"preset": preset, "backend": name, "steps": len(us), "median_us": float(np.median(us)),
                    "mean_us": float(us.mean()), "p90_us": float(np.percentile(us, 90)),
+                   "median_plain_us": float(np.median(us[~upd])) if (~upd).any() else None,
+                   "median_update_us": float(np.median(us[upd])) if upd.any() else None,
                    "predict_median_us": float(1e6 * np.median(pred)), "compile_seconds": learner.compile_seconds,
                    "compile_count": learner.compile_count, "warmup_seconds": first[name],
                    "updates": learner.updates, "load_before": load_before, "load_after": load_after,
                    "info": learner.backend.info()}
             rows.append(row)
-            log(f"stream latency {preset} {name:6s}: median {row['median_us']:8.1f} µs/step, mean "
-                f"{row['mean_us']:8.1f}, p90 {row['p90_us']:8.1f}; compile {row['compile_seconds']:.2f}s")
+            log(f"stream latency {preset} {name:6s}: median {row['median_us']:8.1f} µs/step (a step with the "
+                f"update {row['median_update_us'] or 0:8.1f}), mean {row['mean_us']:8.1f}; compile "
+                f"{row['compile_seconds']:.2f}s")
             learner.close()
     return rows
 
@@ -248,26 +255,37 @@ def measure_online(limit: int | None = None, points: int = 10) -> dict[str, Any]
             "seconds": seconds, "command": "tess stream --dataset events --backend numpy"}
 
 
+def _command() -> str:
+    """The command line of this run (``python -m benchmarks …`` or ``python -m benchmarks.stream …``)."""
+    module = "benchmarks.stream" if Path(sys.argv[0]).name == "stream.py" else "benchmarks"
+    return " ".join(["python -m", module, *sys.argv[1:]])
+
+
+def _ran(env: dict[str, Any]) -> dict[str, Any]:
+    """Where and when a part ran: the command, the time, the load average (1 min)."""
+    return {"command": _command(), "time": env.get("time"), "load": _load()}
+
+
 def run(out_dir: Path = RESULTS_DIR, *, quick: bool = False, threads: int | None = None, device: str = "cpu",
         log: Callable[[str], None] = print, parts: tuple[str, ...] = PARTS) -> dict[str, Any]:
     """Run the parts and write ``stream.json`` / ``stream.md`` (a part not run is kept from an
     existing ``stream.json``)."""
     payload: dict[str, Any] = {"benchmark": "stream", "quick": quick, "environment": environment(threads),
                                **{part: None for part in PARTS}}
+    env = payload["environment"]
     if "latency" in parts:
         rounds, steps = (QUICK_ROUNDS, QUICK_STEPS) if quick else (ROUNDS, STEPS)
-        payload["latency"] = {"rounds": rounds, "steps_per_round": steps, "threads": threads,
+        payload["latency"] = {"rounds": rounds, "steps_per_round": steps, "threads": threads, "ran": _ran(env),
                               "rows": measure_latency(rounds=rounds, steps=steps, threads=threads,
                                                       log=log)}
     if "memory" in parts:
         marks = QUICK_MEMORY_MARKS if quick else MEMORY_MARKS
         log(f"stream memory: {marks[-1]:,} steps in a fresh process (numpy, mlp_events, batch 1, one thread)…")
-        payload["memory"] = measure_memory(marks)
-        m = payload["memory"]
+        payload["memory"] = m = {**measure_memory(marks), "ran": _ran(env)}
         log("stream memory: " + (m["error"] if "error" in m else
                                  f"RSS after {marks[-1]:,} steps / after {marks[0]:,}: {m['rss_last_over_first']:.4f}"))
     if "online" in parts:
-        payload["online"] = o = measure_online(limit=60 if quick else None)
+        payload["online"] = o = {**measure_online(limit=60 if quick else None), "ran": _ran(env)}
         log(f"stream online: accuracy over the last 20% of the training stream {100 * o['accuracy_last_20pct']:.1f}% "
             f"(chance {100 * o['chance']:.1f}%), test {100 * (o['test_accuracy'] or 0):.1f}%")
     path = out_dir / "stream.json"
@@ -276,8 +294,21 @@ def run(out_dir: Path = RESULTS_DIR, *, quick: bool = False, threads: int | None
         for part in set(PARTS) - set(parts):
             payload[part] = old.get(part)
     write_json(out_dir, "stream", payload)
-    write_markdown(out_dir, "stream", markdown(payload), payload["environment"])
+    write_markdown(out_dir, "stream", markdown(payload) + _machine(env))
     return payload
+
+
+def _machine(env: dict[str, Any]) -> str:
+    """The machine and versions line of ``stream.md`` (each part names its own command)."""
+    versions = ", ".join(f"{k} {env[k]}" for k in ("python", "numpy", "torch") if env.get(k))
+    gpu = f"GPU {env['cuda']}" if env.get("cuda") else "no GPU"
+    return f"\n_Machine: {env.get('cpu') or env.get('machine')}, {env.get('cpu_count')} cores, {gpu}; {versions}._\n"
+
+
+def _ran_line(part: dict[str, Any]) -> str:
+    ran = part.get("ran") or {}
+    load = f", load average {ran['load']:.2f} at the end" if ran.get("load") is not None else ""
+    return f"\n_Measured by `{ran.get('command', '?')}` on {ran.get('time', '?')}{load}._\n"
 
 
 def markdown(payload: dict[str, Any]) -> str:
@@ -287,19 +318,23 @@ def markdown(payload: dict[str, Any]) -> str:
     if lat:
         rows = lat["rows"]
         loads = [r[k] for r in rows for k in ("load_before", "load_after") if r.get(k) is not None]
-        text.append(f"Latency of one `Learner.step` (batch 1, float32, CPU, every step in the learning window, one "
-                    f"optimiser step per segment), {lat['rounds']} interleaved rounds of {lat['steps_per_round']} "
-                    f"steps per backend after a two-segment warm-up; load average (1 min) "
-                    f"{min(loads, default=0):.2f}–{max(loads, default=0):.2f} during the measurement.\n")
+        text.append(f"Latency of one `Learner.step` in µs (batch 1, float32, CPU, every step in the learning window, "
+                    f"one optimiser step per segment: at its last step), {lat['rounds']} interleaved rounds of "
+                    f"{lat['steps_per_round']} steps per backend after a two-segment warm-up; load average (1 min) "
+                    f"{min(loads, default=0):.2f}–{max(loads, default=0):.2f} during the measurement. Medians of the "
+                    "steps without and with the optimiser step, the mean over all steps, and the median "
+                    "`predict_step` (no learning).\n")
         table = []
         for r in rows:
             if "skipped" in r:
                 table.append([r["preset"], r["backend"], None, None, None, None, None, r["skipped"]])
                 continue
-            table.append([r["preset"], r["backend"], r["median_us"], r["mean_us"], r["p90_us"],
-                          r["predict_median_us"], r["compile_seconds"] if r["backend"] == "jax" else None, ""])
-        text.append(markdown_table(["preset", "backend", "µs/step (median)", "mean", "p90", "predict_step (median)",
+            table.append([r["preset"], r["backend"], r.get("median_plain_us"), r.get("median_update_us"),
+                          r["mean_us"], r["predict_median_us"],
+                          r["compile_seconds"] if r["backend"] == "jax" else None, ""])
+        text.append(markdown_table(["preset", "backend", "step", "step + update", "mean", "predict_step",
                                     "compile (s)", "note"], table))
+        text.append(_ran_line(lat))
     mem = payload.get("memory")
     if mem:
         if "error" in mem:
@@ -309,10 +344,11 @@ def markdown(payload: dict[str, Any]) -> str:
                         f"learner's own arrays (parameters, Adam moments, state, sums) are "
                         f"{mem['learner_array_bytes'] / 2**10:.0f} KiB; {mem['us_per_step']:.0f} µs per step on "
                         f"average over the run.\n")
-            table = [[f"{p['steps']:,}", mib(p["rss_bytes"]), p["rss_over_first"], mib(p["hwm_bytes"]),
-                      p["updates"], p["seconds"]] for p in mem["points"]]
+            table = [[f"{p['steps']:,}", f"{mib(p['rss_bytes']):.2f}", f"{p['rss_over_first']:.5f}",
+                      f"{mib(p['hwm_bytes']):.2f}", p["updates"], p["seconds"]] for p in mem["points"]]
             text.append(markdown_table(["steps", "RSS (MiB)", "RSS / RSS at first mark", "peak RSS (MiB)",
                                         "updates", "elapsed (s)"], table))
+            text.append(_ran_line(mem))
     onl = payload.get("online")
     if onl:
         text.append(f"\nOnline learning: `{onl['command']}` — `{onl['preset']}` on {onl['backend']}, batch 1, the "
@@ -323,7 +359,9 @@ def markdown(payload: dict[str, Any]) -> str:
                     f"{100 * onl['chance']:.1f} %); the {onl['test_samples']} test samples streamed afterwards in "
                     f"inference mode: {100 * (onl['test_accuracy'] or 0):.1f} %.\n")
         text.append(markdown_table(["training samples", "online accuracy (%)"],
-                                   [[f"{p['from']:,}–{p['samples']:,}", 100 * p["accuracy"]] for p in onl["curve"]]))
+                                   [[f"{p['from']:,}–{p['samples']:,}", f"{100 * p['accuracy']:.1f}"]
+                                    for p in onl["curve"]]))
+        text.append(_ran_line(onl))
     return "\n".join(text)
 
 
