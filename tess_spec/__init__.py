@@ -4,8 +4,9 @@ against.  Imports no framework but NumPy."""
 
 from __future__ import annotations
 
-from . import errors, lsg, neuron, ops, optim, plan, readout, reference, traces, update, weight_std
+from . import errors, lsg, neuron, ops, optim, plan, readout, reference, signals, traces, update, weight_std
 from .config import (
+    LEARNING_SIGNALS,
     PROFILES,
     PSI_NAMES,
     BlockConfig,
@@ -31,6 +32,7 @@ SPEC_VERSION = "1.0.0"
 
 __all__ = [
     "SPEC_VERSION",
+    "LEARNING_SIGNALS",
     "PROFILES",
     "PSI_NAMES",
     "STATE_NAMES",
@@ -66,6 +68,7 @@ __all__ = [
     "plan",
     "readout",
     "reference",
+    "signals",
     "state_nbytes",
     "state_shapes",
     "to_dict",

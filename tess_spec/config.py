@@ -29,6 +29,7 @@ __all__ = [
     "TessConfig",
     "PROFILES",
     "PSI_NAMES",
+    "LEARNING_SIGNALS",
     "to_dict",
     "from_dict",
 ]
@@ -38,6 +39,13 @@ PROFILES: tuple[str, ...] = ("paper", "reference-code")
 
 PSI_NAMES: tuple[str, ...] = ("triangle", "fast_sigmoid")
 """Names of the selectable surrogate functions ψ (see :mod:`tess_spec.neuron`)."""
+
+LEARNING_SIGNALS: tuple[str, ...] = ("lsg", "readout-backprop", "released")
+"""Names of the learning-signal settings (:mod:`tess_spec.signals`, TESS_RULE.md §11):
+``"lsg"`` (the paper: each block's own fixed-basis local loss, in the window),
+``"readout-backprop"`` (in the window, the readout's per-step error back-propagated
+across the later blocks within the step) and ``"released"`` (the public code's loop:
+LSG at the steps before the window, readout back-propagation inside it)."""
 
 POOL_NAMES: tuple[str, ...] = ("max", "avg", "global_avg")
 BLOCK_KINDS: tuple[str, ...] = ("conv", "linear")
@@ -421,6 +429,11 @@ class TessConfig:
         schedule: learning-rate schedule.
         train: loop settings (T, learning window, epochs, batch, seed, dtype).
         profile: ``"paper"`` or ``"reference-code"`` (TESS_RULE.md §9).
+        learning_signal: where each block's learning signal m comes from, orthogonal
+            to the profile (:data:`LEARNING_SIGNALS`, :mod:`tess_spec.signals`):
+            ``"lsg"`` (default, the paper), ``"readout-backprop"`` or ``"released"``.
+            :func:`to_dict` writes it only when it is not ``"lsg"``, so every config
+            written before the setting existed serialises exactly as it did.
     """
 
     network: NetworkConfig
@@ -431,6 +444,7 @@ class TessConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     profile: Literal["paper", "reference-code"] = "paper"
+    learning_signal: Literal["lsg", "readout-backprop", "released"] = "lsg"
 
     def __post_init__(self) -> None:
         w = "TessConfig"
@@ -440,6 +454,7 @@ class TessConfig:
             if not isinstance(getattr(self, name), cls):
                 _fail(w, name, getattr(self, name), f"a {cls.__name__}")
         _check_choice(w, "profile", self.profile, PROFILES)
+        _check_choice(w, "learning_signal", self.learning_signal, LEARNING_SIGNALS)
         if self.lsg.pool_sizes is not None and len(self.lsg.pool_sizes) != len(self.network.blocks):
             _fail(
                 w,
@@ -474,6 +489,7 @@ class TessConfig:
         Example: ``cfg.replace(**{"train.T": 8, "profile": "reference-code"})``.
         """
         d = to_dict(self)
+        d["learning_signal"] = self.learning_signal  # (to_dict leaves the default out)
         if "train.T" in changes and "train.n_learn" not in changes and self.train.n_learn == self.train.T:
             # A full-sequence window stays a full-sequence window when T changes.
             d["train"]["n_learn"] = None
@@ -531,7 +547,16 @@ def _apply_overrides(d: dict[str, Any], changes: Mapping[str, Any]) -> dict[str,
 
 
 def to_dict(obj: Any) -> Any:
-    """Convert a config (or nested configs) to JSON-safe dicts and lists."""
+    """Convert a config (or nested configs) to JSON-safe dicts and lists.
+
+    A :class:`TessConfig`'s ``learning_signal`` is written only when it is not the
+    default ``"lsg"``: configs, golden traces and checkpoints made before the setting
+    existed keep exactly their dict (and :func:`from_dict` restores the default)."""
+    if isinstance(obj, TessConfig):
+        d = {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        if d["learning_signal"] == "lsg":
+            del d["learning_signal"]
+        return d
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, (tuple, list)):
@@ -611,8 +636,9 @@ def _from_dict(d: Any) -> TessConfig:
     for key, cls in sub.items():
         if key in d:
             parts[key] = _build(cls, d.pop(key), key)
-    if "profile" in d:
-        parts["profile"] = d.pop("profile")
+    for key in ("profile", "learning_signal"):
+        if key in d:
+            parts[key] = d.pop(key)
     if d:
         raise ConfigError(f"unknown TessConfig field(s) {_names(d)}; known: "
                           f"{sorted(f.name for f in dataclasses.fields(TessConfig))}")

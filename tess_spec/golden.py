@@ -8,6 +8,11 @@ Cases (:data:`GOLDEN_CASES`):
   input ``(4, T=8, 2, 5, 5)``; learning window 5; three Adam steps, each on a fresh
   batch; the ``paper`` and ``reference-code`` profiles, and ``paper`` with weight
   standardisation and dropout.
+* ``readout-backprop``, ``released`` (TESS_RULE.md §11, :mod:`tess_spec.signals`): the
+  same network under readout back-propagation (``paper`` with weight standardisation
+  and dropout), and the public code's released loop — LSG at the three steps before
+  the window, readout back-propagation in it — with the public code's layers
+  (``reference-code``).
 * ``threshold-ties``: a conv block with 2×2 max pooling and a linear block with a
   bias, θ = 0.5, γ = 0.5, soft reset r = 0.75, weights and biases multiples of 0.25,
   binary events — every membrane is a dyadic number computed without rounding, so
@@ -94,6 +99,9 @@ GOLDEN_CASES: dict[str, dict[str, Any]] = {
     "reference-code": {"profile": "reference-code", "weight_std": False, "dropout": 0.0},
     "paper-ws-dropout": {"profile": "paper", "weight_std": True, "dropout": 0.25},
     "threshold-ties": {"profile": "paper", "weight_std": False, "dropout": 0.0, "exact": True, "n_steps": 1},
+    "readout-backprop": {"profile": "paper", "weight_std": True, "dropout": 0.25,
+                         "learning_signal": "readout-backprop"},
+    "released": {"profile": "reference-code", "weight_std": False, "dropout": 0.0, "learning_signal": "released"},
 }
 """Golden file name (without ``.npz``) → what varies (``exact``: dyadic case, ``n_steps``: optimiser steps)."""
 
@@ -133,6 +141,7 @@ def golden_config(name: str) -> TessConfig:
         optimizer=OptimizerConfig(lr=5e-3),
         train=train,
         profile=c["profile"],
+        learning_signal=c.get("learning_signal", "lsg"),
     )
 
 

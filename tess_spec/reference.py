@@ -21,6 +21,7 @@ from .optim import adam_step, sgd_step
 from .plan import lsg_bases  # the fixed LSG bases (the oracle composes them unfused)
 from .readout import cross_entropy, readout_features, readout_forward, readout_grad
 from .shapes import block_shapes, state_shapes
+from .signals import readout_backprop, readout_learns, readout_step_loss, step_signal
 from .traces import noncausal_trace, postsynaptic_trace, presynaptic_trace
 from .update import bias_update, block_update
 from .validate import is_sequence, validate_batch
@@ -139,18 +140,28 @@ def train_batch(
     masks: list[np.ndarray | None] | None = None,
     lr: float | None = None,
 ) -> tuple[dict[str, np.ndarray], dict, dict[str, Any]]:
-    """Run T steps on a batch, learn in the window, take one optimiser step.
+    """Run T steps on a batch, learn where the config's learning signal says, take one
+    optimiser step.
+
+    At each step the blocks run forward, then the readout; then, by
+    :func:`tess_spec.signals.step_signal`, every block's m is its LSG signal
+    (:func:`tess_spec.lsg.learning_signal`), the readout error back-propagated within
+    the step (:func:`tess_spec.signals.readout_backprop`), or none; the update terms
+    of a step with a signal are added to the sums, and the readout's gradient in the
+    window (:func:`tess_spec.signals.readout_learns`).
 
     Returns ``(new_params, new_opt_state, record)``; record holds per step
     ``u, o, psi, q, h, m`` (lists over blocks of ``(T, B, ...)`` arrays; m is 0
-    outside the learning window), ``logits`` ``(T, B, n_classes)``, per block the
+    at steps without a signal: outside the learning window unless the signal is
+    ``"released"``), ``lsg_loss`` ``(T, L)`` (the loss each block's m is the gradient
+    of: its local loss, or the step's readout cross-entropy), ``logits`` ``(T, B, n_classes)``, per block the
     window sums ``dw_causal`` / ``dw_noncausal`` (w.r.t. Ŵ), the gradients
     ``grads`` handed to the optimiser, ``loss`` (CE of time-summed logits),
     ``n_correct``, and the final ``state``.
     """
     validate_batch(config, x, y)
     net, tc, lif = config.network, config.traces, config.lif
-    T, start = config.train.T, config.train.window_start
+    T = config.train.T
     dtype = params["readout.weight"].dtype
     x = np.asarray(x, dtype=dtype)
     y = np.asarray(y)
@@ -169,8 +180,9 @@ def train_batch(
     d_ro_b = np.zeros((net.n_classes,), dtype)
 
     for t in range(T):
-        learn = t >= start
+        signal = step_signal(config, t)  # "lsg", "readout-backprop" or None (TESS_RULE.md §11)
         inp = _frame(config, x, t)
+        seen = []  # per block: (xi, o, ψ, q, h̃[t-1]) of this step
         for i, b in enumerate(net.blocks):
             s = state[i]
             xi = flatten_batch(inp) if b.kind == "linear" else inp
@@ -185,23 +197,32 @@ def train_batch(
             state[i] = {"u": u, "o": o, "q": q, "h": h}
             for name, val in (("u", u), ("o", o), ("psi", ps), ("q", q), ("h", h)):
                 rec[name][i][t] = val
-            if learn:
-                m, loss = learning_signal(
-                    o, y, bases[i], k=config.lsg_pool(i), mask=masks[i], pool=b.pool,
-                    pool_size=b.pool_size, temperature=config.lsg.temperature,
-                )
-                rec["m"][i][t] = m
-                rec["lsg_loss"][t, i] = loss
-                c, n = block_update(b.kind, m, ps, q, h_tilde, xi, tc.alpha_pre, tc.alpha_post, b.kernel_size)
-                causal[i] += c
-                noncausal[i] += n
-                if b.bias:
-                    dbias[i] += bias_update(m, ps)
+            seen.append((xi, o, ps, q, h_tilde))
             inp = block_output(o, masks[i], b.pool, b.pool_size)
         feats = readout_features(inp)
         logits = readout_forward(feats, params["readout.weight"], params.get("readout.bias"))
         rec["logits"][t] = logits
-        if learn:
+        if signal == "lsg":
+            signals = [learning_signal(o, y, bases[i], k=config.lsg_pool(i), mask=masks[i], pool=b.pool,
+                                       pool_size=b.pool_size, temperature=config.lsg.temperature)
+                       for i, (b, (_, o, _, _, _)) in enumerate(zip(net.blocks, seen))]
+        elif signal == "readout-backprop":
+            ms = readout_backprop(config, y, logits, params["readout.weight"], w_hat, [v[1] for v in seen],
+                                  [v[2] for v in seen], masks)
+            loss = readout_step_loss(logits, y)
+            signals = [(m, loss) for m in ms]
+        else:
+            signals = []
+        for i, (b, (m, loss)) in enumerate(zip(net.blocks, signals)):
+            xi, _, ps, q, h_tilde = seen[i]
+            rec["m"][i][t] = m
+            rec["lsg_loss"][t, i] = loss
+            c, n = block_update(b.kind, m, ps, q, h_tilde, xi, tc.alpha_pre, tc.alpha_post, b.kernel_size)
+            causal[i] += c
+            noncausal[i] += n
+            if b.bias:
+                dbias[i] += bias_update(m, ps)
+        if readout_learns(config, t):
             gw, gb = readout_grad(feats, logits, y)
             d_ro_w += gw
             d_ro_b += gb
