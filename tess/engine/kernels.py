@@ -11,12 +11,15 @@ once against a :class:`Kernels` object.  A backend subclasses :class:`Kernels` a
 * **may** replace any coarser step (marked *coarse*): the fused neuron step
   (LIF + spike + ψ + both traces + h̃ + dropout), the learning-signal product,
   the LSG gradient, weight standardisation and its VJP, the readout, the
-  optimiser step, the input VJP of the current, the layout conversions — each
+  optimiser step, the addition of a correlation to a window sum
+  (:meth:`Kernels.accumulate_corr`), the input VJP of the current and the per-block VJP that
+  readout back-propagation chains (:meth:`Kernels.block_vjp`,
+  :meth:`Kernels.readout_input_vjp`), the layout conversions — each
   has a default written here in terms of the primitives, which is what the
   conformance suite checks it against.
 
 What a backend never replaces is the loop: the order of the blocks and of the
-quantities in a step, the learning window, the accumulation of the update, the
+quantities in a step, the learning window, which terms the update sums and when, the
 chain through weight standardisation and the optimiser application are the
 engine's.  :meth:`scan` runs the time loop — a Python loop by default, ``jax.lax.scan``
 on JAX — over the engine's step function.
@@ -214,6 +217,27 @@ class Kernels:
                                  weight=(c, bp.features, *bp.weight[2:]))
         return self.current(bt, self.operand(bt, g), flipped, None)
 
+    def unflatten(self, g: Array, shape: tuple[int, ...]) -> Array:
+        """*Coarse.* The inverse of :meth:`flatten`: ``(B, N)`` → ``(B, *shape)`` (a per-sample
+        spec shape ``(C, H, W)``) in :attr:`layout` — a linear block's input gradient back to
+        the spatial output it flattened."""
+        return self.to_layout(g.reshape(g.shape[0], *shape)) if len(shape) == 3 else g
+
+    def block_vjp(self, bp: BlockPlan, g_out: Array, st: BlockStep, mask: Array | None, w_hat: Array,
+                  input_shape: tuple[int, ...] | None) -> tuple[Array, Array | None]:
+        """*Coarse.* One block's VJP within a step (readout back-propagation,
+        :func:`tess_spec.signals.readout_backprop`), from ``g_out = ∂L/∂out``:
+        ``g = pool_vjp(g_out)`` (= ``∂L/∂(mask ⊙ o)``) and, unless ``input_shape`` is ``None``
+        (the first block), the gradient of the block's input
+        ``Ŵᵀ((mask ⊙ g) ⊙ ψ)`` (:meth:`current_vjp`; the spike's derivative is ψ), unflattened
+        to ``input_shape`` (the previous block's per-sample output shape)."""
+        g = self.pool_vjp(bp, g_out, st.dropped, st.aux)
+        if input_shape is None:
+            return g, None
+        m = g if mask is None else g * mask
+        g_in = self.current_vjp(bp, m * st.psi, w_hat)
+        return g, (self.unflatten(g_in, input_shape) if bp.flatten_input else g_in)
+
     # -- the neuron step (coarse; the equations of TESS_RULE.md §2-§3, one method each) -------------
     def lif(self, u: Array, o: Array, cur: Array, leak: float, reset: str, amount: float) -> Array:
         """``u[t] = γ(u[t-1] - r·o[t-1]) + I[t]`` (soft) or ``γ·u[t-1]·(1 - o[t-1]) + I[t]`` (hard)."""
@@ -298,6 +322,12 @@ class Kernels:
         m = g if mask is None else g * mask
         return m, m * psi, (None if h_tilde is None else m * h_tilde)
 
+    def accumulate_corr(self, bp: BlockPlan, acc: Array, alpha: float, delta: Array, operand: Array) -> Array:
+        """*Coarse.* A window sum after one more term of the update: ``acc + α · (δ ⊗ x)``
+        (:meth:`weight_corr`).  A backend may add into ``acc`` in place and return it (the
+        engine never reads an old sum again), e.g. as one GEMM with β = 1."""
+        return acc + alpha * self.weight_corr(bp, delta, operand)
+
     def readout(self, rp: ReadoutParams, out: Array) -> tuple[Array, Array]:
         """*Coarse.* ``(logits[t], a_L[t])``: ``a_L`` the last block's output (globally averaged
         if spatial), ``logits = W_r a_L + b_r``."""
@@ -312,6 +342,22 @@ class Kernels:
         err = self.softmax(logits) - onehot
         err = err / n if weights is None else err * (weights / n)[:, None]
         return err.T @ feats, self.sum(err, 0)
+
+    def readout_error(self, logits: Array, onehot: Array, weights: Array | None, n: Any) -> Array:
+        """*Coarse.* ``∂ mean CE(logits[t], y)/∂logits[t] = (softmax(logits) - onehot) · w / n``."""
+        err = self.softmax(logits) - onehot
+        return err / n if weights is None else err * (weights / n)[:, None]
+
+    def readout_input_vjp(self, rp: ReadoutParams, err: Array, out: Array) -> Array:
+        """*Coarse.* ``∂(err · logits)/∂out_L``: ``err W_r`` through the readout's global
+        average — ``(err W_r) / (H·W)`` at every position of a spatial ``out`` (in
+        :attr:`layout`), ``err W_r`` itself for a flat one."""
+        g = err @ rp.weight
+        if out.ndim != 4:
+            return g
+        hw = out.shape[1] * out.shape[2] if self.layout == "NHWC" else out.shape[2] * out.shape[3]
+        g = g / hw
+        return self.zeros(tuple(out.shape)) + (g[:, None, None, :] if self.layout == "NHWC" else g[:, :, None, None])
 
     # -- weight standardisation (coarse) -----------------------------------------------------------
     def _ws_stats(self, weight: Array) -> tuple[Array, Array, int]:

@@ -5,11 +5,15 @@ A step is, in this order (TESS_RULE.md §2-§6):
 1. :func:`forward`: every block in turn — current, neuron step, pooling — keeping
    each block's step quantities (:class:`~tess.engine.BlockStep`);
 2. the readout's logits (:meth:`~tess.engine.Kernels.readout`);
-3. in the learning window, the learning signal of every block from a *signal
-   function* (:data:`SIGNALS`; the paper's local LSG is :func:`lsg_signals`), which
-   sees every block's step quantities and the logits;
-4. :func:`accumulate`: the two terms of the update, the bias's and the readout's
-   gradient, added to the window sums.
+3. at a learning step, the learning signal of every block from a *signal
+   function* (:data:`SIGNALS`; the paper's local LSG is :func:`lsg_signals`, the
+   readout error back-propagated within the step :func:`readout_backprop_signals`),
+   which sees every block's step quantities and the logits;
+4. :func:`accumulate`: the two terms of the update, the bias's and (in the window)
+   the readout's gradient, added to the window sums.
+
+Which steps learn, with which signal, is the spec's schedule
+(:func:`tess_spec.signals.signal_segments`, by ``config.learning_signal``).
 
 :func:`time_step` is that step as a pure function of ``(carry, x_t)``: the train loop
 scans it over T, and a caller can drive it one step at a time, carrying the state and
@@ -32,6 +36,7 @@ __all__ = [
     "zero_sums",
     "forward",
     "lsg_signals",
+    "readout_backprop_signals",
     "accumulate",
     "record_row",
     "time_step",
@@ -116,30 +121,58 @@ def lsg_signals(K: Kernels, plan: NetworkPlan, ctx: Context, steps: tuple[BlockS
     return tuple(grads), (tuple(losses) if want_loss else None)
 
 
-SIGNALS: dict[str, SignalFn] = {"lsg": lsg_signals}
-"""Learning-signal functions by name (the engine's default is ``"lsg"``)."""
+def readout_backprop_signals(K: Kernels, plan: NetworkPlan, ctx: Context, steps: tuple[BlockStep, ...],
+                             logits: Array, *, want_loss: bool) -> tuple[tuple[Array, ...], tuple[Array, ...] | None]:
+    """Readout back-propagation (TESS_RULE.md §11, :func:`tess_spec.signals.readout_backprop`):
+    ``∂CE(logits[t], y)/∂(mask ⊙ o_l[t])`` of every block, back-propagated within the step
+    from the readout (:meth:`~tess.engine.Kernels.readout_input_vjp`) through the later
+    blocks (:meth:`~tess.engine.Kernels.block_vjp`: pooling, dropout mask, ψ as the
+    spike's derivative, the current's input VJP through Ŵ).  Nothing crosses time.  The
+    loss of every block (for the record) is the step's readout cross-entropy."""
+    err = K.readout_error(logits, ctx.onehot, ctx.weights, ctx.n)
+    g = K.readout_input_vjp(ctx.params.readout, err, steps[-1].out)
+    grads: list[Array] = [None] * len(steps)
+    for i in reversed(range(len(steps))):
+        bp = plan.blocks[i]
+        grads[i], g = K.block_vjp(bp, g, steps[i], ctx.masks[i], ctx.w_hat[i],
+                                  plan.blocks[i - 1].output if i else None)
+    losses = None
+    if want_loss:
+        per = K.sum(K.log_softmax(logits) * ctx.onehot, 1)
+        loss = -K.sum(per if ctx.weights is None else per * ctx.weights) / ctx.n
+        losses = tuple(loss for _ in steps)
+    return tuple(grads), losses
+
+
+SIGNALS: dict[str, SignalFn] = {"lsg": lsg_signals, "readout-backprop": readout_backprop_signals}
+"""Learning-signal functions by name — the per-step signals of
+:data:`tess_spec.signals.STEP_SIGNALS` (``"released"`` is a schedule of the two:
+:func:`tess_spec.signals.signal_segments`)."""
 
 
 def accumulate(
     K: Kernels, plan: NetworkPlan, ctx: Context, sums: Sums, steps: tuple[BlockStep, ...],
-    factors: tuple[tuple[Array, Array, Array | None], ...], feats: Array, logits: Array,
+    factors: tuple[tuple[Array, Array, Array | None], ...], feats: Array, logits: Array, *, readout: bool = True,
 ) -> Sums:
     """Step (4): add this step's update to the window sums (TESS_RULE.md §5-§6).
 
     Per block, from :meth:`~tess.engine.Kernels.modulate`'s ``(m, m⊙ψ, m⊙h̃)``:
     causal ``+= α_pre (m⊙ψ[t]) ⊗ q[t]``, non-causal ``+= α_post (m⊙h̃[t-1]) ⊗ x[t]``,
-    bias ``+= Σ m⊙ψ``; the readout's ``+=`` its per-step cross-entropy gradient."""
+    bias ``+= Σ m⊙ψ``; with ``readout`` (a step of the window), the readout's ``+=`` its
+    per-step cross-entropy gradient."""
     tc = plan.traces
     blocks = []
     for bp, st, (_, mpsi, mh), bs in zip(plan.blocks, steps, factors, sums.blocks):
         causal, noncausal, bias = bs
         if tc.alpha_pre != 0:
-            causal = causal + tc.alpha_pre * K.weight_corr(bp, mpsi, K.operand(bp, st.q))
+            causal = K.accumulate_corr(bp, causal, tc.alpha_pre, mpsi, K.operand(bp, st.q))
         if tc.alpha_post != 0:
-            noncausal = noncausal + tc.alpha_post * K.weight_corr(bp, mh, st.operand)
+            noncausal = K.accumulate_corr(bp, noncausal, tc.alpha_post, mh, st.operand)
         if bp.bias:
             bias = bias + K.channel_sum(mpsi)
         blocks.append(BlockSums(causal, noncausal, bias))
+    if not readout:
+        return Sums(tuple(blocks), sums.readout)
     gw, gb = K.readout_grad(feats, logits, ctx.onehot, ctx.weights, ctx.n)
     return Sums(tuple(blocks), ReadoutParams(sums.readout.weight + gw, sums.readout.bias + gb))
 
@@ -157,13 +190,16 @@ def record_row(K: Kernels, steps: tuple[BlockStep, ...], ms: tuple[Array, ...] |
 
 def time_step(
     K: Kernels, plan: NetworkPlan, ctx: Context, carry: Carry, x_t: Array | None,
-    *, learn: bool, record: bool = False, signal: SignalFn = lsg_signals,
+    *, learn: bool, record: bool = False, signal: SignalFn = lsg_signals, readout: bool = True,
 ) -> tuple[Carry, dict[str, Any] | None]:
     """One time step on ``carry = (state, sums, summed_logits)`` and frame ``x_t``.
 
-    ``learn``: the step is in the learning window (the caller decides where the window
-    is); ``record``: also return the step's record row.  The state and the sums are
-    carried by the caller, so this can be driven one step at a time (a stream).
+    ``learn``: the step receives a learning signal, from ``signal`` (the caller decides
+    which steps learn and with which signal: :func:`tess_spec.signals.step_signal`);
+    ``readout``: a learning step also accumulates the readout's gradient (a step of the
+    window; ``False`` for the released loop's LSG steps before it); ``record``: also
+    return the step's record row.  The state and the sums are carried by the caller, so
+    this can be driven one step at a time (a stream).
     """
     state, sums, summed = carry
     state, steps = forward(K, plan, ctx, state, x_t, noncausal=learn and plan.traces.alpha_post != 0)
@@ -172,7 +208,7 @@ def time_step(
     if learn:
         grads, losses = signal(K, plan, ctx, steps, logits, want_loss=record)
         factors = tuple(K.modulate(g, mask, st.psi, st.h_tilde) for g, mask, st in zip(grads, ctx.masks, steps))
-        sums = accumulate(K, plan, ctx, sums, steps, factors, feats, logits)
+        sums = accumulate(K, plan, ctx, sums, steps, factors, feats, logits, readout=readout)
         ms = tuple(f[0] for f in factors)
     row = record_row(K, steps, ms, losses, logits) if record else None
     return (state, sums, summed + logits), row

@@ -1,8 +1,9 @@
 """A mini-batch of TESS and prediction, written once over the kernel protocol.
 
 :func:`train_batch` = :func:`prepare` → :func:`~tess.engine.time_step` scanned over
-the T steps (before the window, then in it) → :func:`gradients` (the window sums
-chained through weight standardisation) → ``reduce`` (identity by default; a
+the T steps, one scan per segment of the learning-signal schedule
+(:func:`tess_spec.signals.signal_segments`: before the window, then in it) →
+:func:`gradients` (the window sums chained through weight standardisation) → ``reduce`` (identity by default; a
 data-parallel run sums gradients and :class:`~tess.engine.Totals` across workers
 here, once) → the optimiser step.  The same function runs eagerly (NumPy, torch,
 CuPy: :meth:`~tess.engine.Kernels.scan` is a Python loop) and under ``jax.jit``
@@ -16,9 +17,10 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 from tess_spec.config import OptimizerConfig
 from tess_spec.plan import NetworkPlan
+from tess_spec.signals import signal_segments
 
 from .kernels import Array, Kernels
-from .step import SignalFn, forward, init_state, lsg_signals, time_step, zero_sums
+from .step import SIGNALS, SignalFn, forward, init_state, time_step, zero_sums
 from .types import BlockParams, BlockState, Context, Params, ReadoutParams, Sums, Totals
 
 __all__ = [
@@ -125,24 +127,27 @@ def train_batch(
     K: Kernels, plan: NetworkPlan, params: Params, moments: dict[str, Params], x: Array, y: Array,
     masks: Sequence[Array | None] | None, *, lr: Any, corrections: Any, lsg: Sequence[Array],
     record: bool = False, weights: Array | None = None, n: Any = None,
-    signal: SignalFn = lsg_signals, reduce: ReduceFn | None = None,
+    signal: SignalFn | None = None, reduce: ReduceFn | None = None,
 ) -> TrainResult:
-    """T steps of TESS on a batch — no learning before ``plan.window_start``, learning from
-    it on — then the gradients, ``reduce``, and one optimiser step.
+    """T steps of TESS on a batch — each segment of the config's learning-signal schedule
+    (:func:`tess_spec.signals.signal_segments`) scanned with its signal from
+    :data:`~tess.engine.SIGNALS` (``"lsg"``: no learning before ``plan.window_start``, the
+    LSG from it on) — then the gradients, ``reduce``, and one optimiser step.
 
     ``x``, ``masks`` in the spec's layout, ``y`` labels on the device, ``lr`` and
     ``corrections`` (:func:`adam_corrections`) numbers or 0-d arrays, ``lsg`` the per-block
-    LSG matrices in the kernels' layout, ``weights``/``n`` as in :func:`prepare`.
+    LSG matrices in the kernels' layout, ``weights``/``n`` as in :func:`prepare`;
+    ``signal``: a signal function used at every learning step instead of the schedule's.
     """
     ctx, frames = prepare(K, plan, params, x, y=y, masks=masks, lsg=lsg, weights=weights, n=n)
     batch = x.shape[0]
     carry = (init_state(K, plan, batch), zero_sums(K, plan), K.zeros((batch, plan.n_classes)))
     parts = []
-    start, T = plan.window_start, plan.T
-    for lo, hi, learn in ((0, start, False), (start, T, True)):
-        if hi <= lo:
-            continue
-        body = partial(time_step, K, plan, ctx, learn=learn, record=record, signal=signal)
+    for seg in signal_segments(plan.config, plan.window_start):
+        lo, hi = seg.start, seg.stop
+        fn = signal if signal is not None or seg.signal is None else SIGNALS[seg.signal]
+        body = partial(time_step, K, plan, ctx, learn=seg.signal is not None, record=record,
+                       signal=fn if fn is not None else SIGNALS["lsg"], readout=seg.readout)
         carry, rows = K.scan(body, carry, None if frames is None else frames[lo:hi], hi - lo)
         parts.append(rows)
     state, sums, summed = carry
