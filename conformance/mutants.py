@@ -25,7 +25,9 @@ _Numpy: Any = backend_class("numpy")
 _Kernels: Any = _Numpy.kernels_class
 
 __all__ = ["MUTANTS", "NoncausalWrongIndex", "LambdaPreDropped", "PsiCentredOnZero", "WindowOffByOne",
-           "MaxPoolNotRouted", "AdamBiasCorrectionBug", "ResetBeforeSpike", "ResetNotLeaked", "SpikeAtThreshold"]
+           "MaxPoolNotRouted", "AdamBiasCorrectionBug", "ResetBeforeSpike", "ResetNotLeaked", "SpikeAtThreshold",
+           "BackpropWithoutPsi", "BackpropKernelNotFlipped", "BackpropGlobalPoolUnscaled", "BackpropMaskDropped",
+           "READOUT_MUTANTS"]
 
 
 class _NoncausalWrongIndex(_Kernels):
@@ -85,6 +87,33 @@ class _ResetNotLeaked(_Kernels):
 class _SpikeAtThreshold(_Kernels):
     def spike(self, u, theta, psi):  # noqa: ANN001, ANN201, D102
         return self.cast(u >= theta)  # the bug: should be u > θ (strict)
+
+
+class _BackpropWithoutPsi(_Kernels):
+    def block_vjp(self, bp, g_out, st, mask, w_hat, input_shape):  # noqa: ANN001, ANN201, D102
+        return super().block_vjp(bp, g_out, st._replace(psi=1.0 + 0 * st.psi), mask, w_hat, input_shape)
+
+
+class _BackpropKernelNotFlipped(_Kernels):
+    def current_vjp(self, bp, g, w_hat):  # noqa: ANN001, ANN201, D102
+        if bp.kind == "linear":
+            return super().current_vjp(bp, g, w_hat)
+        c = bp.input[0]  # the bug: channels transposed, the kernel not flipped in space
+        bt = dataclasses.replace(bp, features=c, input=bp.neurons, neurons=(c, *bp.neurons[1:]),
+                                 weight=(c, bp.features, *bp.weight[2:]))
+        return self.current(bt, self.operand(bt, g), w_hat.transpose(1, 0, 2, 3).copy(), None)
+
+
+class _BackpropGlobalPoolUnscaled(_Kernels):
+    def readout_input_vjp(self, rp, err, out):  # noqa: ANN001, ANN201, D102
+        g = super().readout_input_vjp(rp, err, out)
+        return g * (out.shape[2] * out.shape[3]) if out.ndim == 4 else g  # the bug: no 1/(H·W)
+
+
+class _BackpropMaskDropped(_Kernels):
+    def block_vjp(self, bp, g_out, st, mask, w_hat, input_shape):  # noqa: ANN001, ANN201, D102
+        # the bug: δ = g ⊙ ψ passed down, not (mask ⊙ g) ⊙ ψ
+        return super().block_vjp(bp, g_out, st, None, w_hat, input_shape)
 
 
 def _late_plan(self: Any, config: Any) -> Any:
@@ -158,6 +187,36 @@ class SpikeAtThreshold(_Numpy):
     kernels_class = _SpikeAtThreshold
 
 
+class BackpropWithoutPsi(_Numpy):
+    """Readout back-propagation passes m, not m ⊙ ψ, down to the earlier blocks (the later
+    blocks' spike derivative dropped)."""
+
+    name = "mutant-backprop-without-psi"
+    kernels_class = _BackpropWithoutPsi
+
+
+class BackpropKernelNotFlipped(_Numpy):
+    """The current's input VJP of a conv block uses the channel-transposed kernel without
+    flipping it in space (right only for 1×1 kernels)."""
+
+    name = "mutant-backprop-kernel-not-flipped"
+    kernels_class = _BackpropKernelNotFlipped
+
+
+class BackpropGlobalPoolUnscaled(_Numpy):
+    """The readout error enters a spatial last block without the 1/(H·W) of the global average."""
+
+    name = "mutant-backprop-global-pool-unscaled"
+    kernels_class = _BackpropGlobalPoolUnscaled
+
+
+class BackpropMaskDropped(_Numpy):
+    """Readout back-propagation ignores a block's dropout mask when it passes the error down."""
+
+    name = "mutant-backprop-mask-dropped"
+    kernels_class = _BackpropMaskDropped
+
+
 MUTANTS: dict[str, str] = {
     "non-causal term with the wrong trace index": "NoncausalWrongIndex",
     "λ_pre decay dropped": "LambdaPreDropped",
@@ -168,5 +227,14 @@ MUTANTS: dict[str, str] = {
     "reset applied before the spike": "ResetBeforeSpike",
     "reset not leaked": "ResetNotLeaked",
     "spike at u >= θ instead of u > θ": "SpikeAtThreshold",
+    "readout back-propagation without the later blocks' ψ": "BackpropWithoutPsi",
+    "readout back-propagation through an unflipped conv kernel": "BackpropKernelNotFlipped",
+    "readout error not scaled by the global average's 1/(H·W)": "BackpropGlobalPoolUnscaled",
+    "readout back-propagation ignores the dropout mask": "BackpropMaskDropped",
 }
 """Bug described → class name in this module (``tess.conformance.mutants:<name>``)."""
+
+READOUT_MUTANTS: tuple[str, ...] = ("BackpropWithoutPsi", "BackpropKernelNotFlipped", "BackpropGlobalPoolUnscaled",
+                                    "BackpropMaskDropped")
+"""The mutants of readout back-propagation (TESS_RULE.md §11): invisible to a run with the
+LSG signal, so the suite must catch them with its readout-backprop cases."""

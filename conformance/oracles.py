@@ -1,7 +1,10 @@
 """Independent oracles for the rule's properties: the gradient of a block's local
 loss (TESS_RULE.md §4) with respect to its spikes, and — in the exact-gradient
 special case of §5 (α_post = 0, λ_pre = γ, reset treated as a constant) — with
-respect to its weights through time.
+respect to its weights through time; and, for readout back-propagation (§11,
+:mod:`tess_spec.signals`), the gradient of the window's summed readout
+cross-entropy w.r.t. a block's weights with every later block's previous step held
+constant (:func:`readout_loss_weight_grad`).
 
 Two oracles, chosen explicitly and named in every report (:func:`select`):
 
@@ -41,7 +44,7 @@ from tess_spec.weight_std import WS_EPS, standardize
 
 __all__ = ["ORACLES", "FD_STEP_SPIKES", "FD_STEP_WEIGHTS", "have_torch", "select", "selected", "oracle_name",
            "tolerance_key", "BlockProblem", "lsg_grad", "local_loss_weight_grad", "window_loss", "block_inputs",
-           "spec_psi"]
+           "spec_psi", "ReadoutProblem", "readout_loss_weight_grad", "readout_window_loss"]
 
 ORACLES: dict[str, str] = {
     "autodiff": "autodiff (torch autograd, float64)",
@@ -349,3 +352,207 @@ def block_inputs(config: TessConfig, x: np.ndarray, record: dict, masks: list) -
         cur = np.stack([pool_forward(dropped[t], b.pool, b.pool_size) if dropped.ndim == 5 else dropped[t]
                         for t in range(T)])
     return out
+
+
+# ------------------------------------------- readout back-propagation (TESS_RULE.md §11)
+@dataclass
+class ReadoutProblem:
+    """Block ``index`` of a recorded run under readout back-propagation, float64 NumPy.
+
+    ``x``: the block's input per step ``(T, B, *input)`` (a constant); ``o``: every block's
+    recorded spikes (list over blocks of ``(T, B, *neurons)``); ``masks``: every block's
+    dropout mask or ``None``; ``y``: labels.
+    """
+
+    config: TessConfig
+    index: int
+    x: np.ndarray
+    o: list[np.ndarray]
+    masks: list[np.ndarray | None]
+    y: np.ndarray
+
+
+def _np_w_hat(config: TessConfig, i: int, params: dict[str, np.ndarray]) -> np.ndarray:
+    b = config.network.blocks[i]
+    W = params[f"blocks.{i}.weight"]
+    return standardize(W, params[f"blocks.{i}.gain"]) if b.weight_std else W
+
+
+def _np_current(kind: str, x: np.ndarray, w_hat: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    if kind == "conv":
+        cur = conv2d(x, w_hat)
+        return cur if bias is None else cur + bias[None, :, None, None]
+    return x @ w_hat.T + (0 if bias is None else bias)
+
+
+def _np_pool(b, dropped: np.ndarray, route: np.ndarray | None) -> np.ndarray:  # noqa: ANN001
+    if dropped.ndim != 4:
+        return dropped
+    if b.pool == "max":
+        return _routed_max_pool(dropped, b.pool_size, route)
+    return pool_forward(dropped, b.pool, b.pool_size)
+
+
+def _np_ce(logits: np.ndarray, y: np.ndarray) -> float:
+    z = logits - logits.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return float(-logp[np.arange(len(y)), y].mean())
+
+
+def _np_readout_loss(prob: ReadoutProblem, params: dict[str, np.ndarray], own: dict[str, np.ndarray] | None,
+                     base: dict | None = None) -> tuple[float, dict]:
+    """``Σ_window CE(logits[t], y)`` with block ``index``'s parameters ``own`` (``None``: as in
+    ``params``), every spike linearised at ``base`` (``o_rec + ψ(u₀)·(u - u₀)``, max pooling
+    routed as the recorded spikes route it) and every later block's previous state constant.
+    Returns the loss and (when ``base`` is ``None``) the base point it defines."""
+    from tess_spec.neuron import lif_step
+
+    cfg, l = prob.config, prob.index
+    blocks, lif = cfg.network.blocks, cfg.lif
+    T, start = cfg.train.T, cfg.train.window_start
+    merged = dict(params) if own is None else {**params, **own}
+    w_hat = {k: _np_w_hat(cfg, k, merged) for k in range(l, len(blocks))}
+    defining = base is None
+    if defining:
+        base = {"u": {}, "I": {}, "routes": {}}
+    u_l = np.zeros(prob.o[l].shape[1:])
+    u_prev = {k: np.zeros(prob.o[k].shape[1:]) for k in range(l + 1, len(blocks))}
+    total = 0.0
+    for t in range(T):
+        b = blocks[l]
+        cur = _np_current(b.kind, prob.x[t], w_hat[l], merged.get(f"blocks.{l}.bias"))
+        o_prev = prob.o[l][t - 1] if t else np.zeros_like(u_l)
+        u_l = lif_step(u_l, o_prev, cur, leak=lif.leak, reset=lif.reset,
+                       amount=reset_amount(lif, cfg.profile, b.kind))  # the recorded reset: a constant
+        if defining:
+            base["u"][l, t] = u_l
+        o = prob.o[l][t] + spec_psi(cfg.psi_name(l), base["u"][l, t], lif.theta) * (u_l - base["u"][l, t])
+        for k in range(l, len(blocks)):
+            bk = blocks[k]
+            if k > l:
+                xin = out.reshape(out.shape[0], -1) if bk.kind == "linear" else out  # noqa: F821
+                cur_k = _np_current(bk.kind, xin, w_hat[k], merged.get(f"blocks.{k}.bias"))
+                if defining:
+                    o_kprev = prob.o[k][t - 1] if t else np.zeros_like(cur_k)
+                    base["u"][k, t] = lif_step(u_prev[k], o_kprev, cur_k, leak=lif.leak, reset=lif.reset,
+                                               amount=reset_amount(lif, cfg.profile, bk.kind))
+                    u_prev[k] = base["u"][k, t]
+                    base["I"][k, t] = cur_k
+                # u_k[t] = const(u_k[t-1], o_k[t-1]) + I_k[t]: only the current moves
+                o = prob.o[k][t] + spec_psi(cfg.psi_name(k), base["u"][k, t], lif.theta) * (cur_k - base["I"][k, t])
+            mk = prob.masks[k]
+            dropped = o if mk is None else o * mk
+            if defining and dropped.ndim == 4 and bk.pool == "max":
+                rec = prob.o[k][t] if mk is None else prob.o[k][t] * mk
+                base["routes"][k, t] = _max_route(rec, bk.pool_size)
+            out = _np_pool(bk, dropped, base["routes"].get((k, t)))
+        if t >= start:
+            feats = out.mean(axis=(2, 3)) if out.ndim == 4 else out
+            logits = feats @ params["readout.weight"].T + (params["readout.bias"] if "readout.bias" in params else 0)
+            total += _np_ce(logits, prob.y)
+    return total, base
+
+
+def _fd_readout_grad(prob: ReadoutProblem, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    l = prob.index
+    own = {k: v.astype(np.float64).copy() for k, v in params.items() if k.startswith(f"blocks.{l}.")}
+    _, base = _np_readout_loss(prob, params, own)
+    return {k: _fd(lambda: _np_readout_loss(prob, params, own, base)[0], v, FD_STEP_WEIGHTS) for k, v in own.items()}
+
+
+def _torch_readout_grad(prob: ReadoutProblem, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    import torch
+
+    F = torch.nn.functional
+    cfg, l = prob.config, prob.index
+    blocks, lif = cfg.network.blocks, cfg.lif
+    T, start = cfg.train.T, cfg.train.window_start
+    f64 = torch.float64
+    tens = lambda a: torch.as_tensor(np.asarray(a, np.float64), dtype=f64)  # noqa: E731
+    leaves = {k: torch.tensor(v, dtype=f64, requires_grad=True) for k, v in params.items()
+              if k.startswith(f"blocks.{l}.")}
+    W = leaves[f"blocks.{l}.weight"]
+    if blocks[l].weight_std:
+        f = W.shape[0]
+        d = W.reshape(f, -1) - W.reshape(f, -1).mean(dim=1, keepdim=True)
+        n = d.shape[1]
+        var = (d * d).sum(dim=1, keepdim=True) / max(n - 1, 1)
+        W_hat_l = (leaves[f"blocks.{l}.gain"][:, None] * d / torch.sqrt(var * n + WS_EPS)).reshape(W.shape)
+    else:
+        W_hat_l = W
+    w_hat = {k: tens(_np_w_hat(cfg, k, params)) for k in range(l + 1, len(blocks))}
+    w_hat[l] = W_hat_l
+    bias = {k: (leaves if k == l else {}).get(f"blocks.{k}.bias", None) for k in range(l, len(blocks))}
+    for k in range(l + 1, len(blocks)):
+        if f"blocks.{k}.bias" in params:
+            bias[k] = tens(params[f"blocks.{k}.bias"])
+
+    def spike_fn(psi_name: str):  # noqa: ANN202 - value: the recorded spike, slope: ψ(u)
+        class _Spike(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, u, o_fixed):  # noqa: ANN001, ANN205
+                ctx.save_for_backward(u)
+                return o_fixed.clone()
+
+            @staticmethod
+            def backward(ctx, g):  # noqa: ANN001, ANN205
+                (u,) = ctx.saved_tensors
+                return g * tens(spec_psi(psi_name, u.detach().numpy(), lif.theta)), None
+        return _Spike.apply
+
+    def current(k: int, x):  # noqa: ANN001, ANN202
+        b = blocks[k]
+        if b.kind == "conv":
+            return F.conv2d(x, w_hat[k], bias[k], padding=b.kernel_size // 2)
+        return x @ w_hat[k].T + (0 if bias[k] is None else bias[k])
+
+    def pool(k: int, o):  # noqa: ANN001, ANN202
+        b, mk = blocks[k], prob.masks[k]
+        dropped = o if mk is None else o * tens(mk)
+        if dropped.ndim != 4 or b.pool is None:
+            return dropped
+        if b.pool == "max":
+            return F.max_pool2d(dropped, b.pool_size)
+        if b.pool == "avg":
+            return F.avg_pool2d(dropped, b.pool_size)
+        return dropped.mean(dim=(2, 3), keepdim=True)
+
+    def lif_u(k: int, u_prev, o_prev, cur):  # noqa: ANN001, ANN202
+        r = reset_amount(lif, cfg.profile, blocks[k].kind)
+        if lif.reset == "soft":
+            return lif.leak * (u_prev - r * o_prev) + cur
+        return lif.leak * u_prev * (1 - o_prev) + cur
+
+    spikes = {k: spike_fn(cfg.psi_name(k)) for k in range(l, len(blocks))}
+    u = {k: torch.zeros(prob.o[k].shape[1:], dtype=f64) for k in range(l, len(blocks))}
+    total = torch.zeros((), dtype=f64)
+    W_r = tens(params["readout.weight"])
+    b_r = tens(params["readout.bias"]) if "readout.bias" in params else None
+    for t in range(T):
+        out = None
+        for k in range(l, len(blocks)):
+            x = tens(prob.x[t]) if k == l else (out.flatten(1) if blocks[k].kind == "linear" else out)
+            o_prev = tens(prob.o[k][t - 1]) if t else torch.zeros_like(u[k])  # the reset: a constant
+            u_prev = u[k] if k == l else u[k].detach()  # later blocks: previous step a constant
+            u[k] = lif_u(k, u_prev, o_prev, current(k, x))
+            out = pool(k, spikes[k](u[k], tens(prob.o[k][t])))
+        if t >= start:
+            feats = out.mean(dim=(2, 3)) if out.ndim == 4 else out
+            logits = feats @ W_r.T + (0 if b_r is None else b_r)
+            total = total + F.cross_entropy(logits, torch.as_tensor(prob.y, dtype=torch.int64))
+    total.backward()
+    return {k: v.grad.numpy().copy() if v.grad is not None else np.zeros(v.shape) for k, v in leaves.items()}
+
+
+def readout_loss_weight_grad(prob: ReadoutProblem, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Gradient of ``Σ_{t in window} CE(logits[t], y)`` w.r.t. block ``prob.index``'s parameters
+    in the graph of :mod:`tess_spec.signals` (the block's own membrane recursion with the reset
+    a constant, its input a constant, every later block's previous step a constant, spike
+    slope ψ), keyed like the block's entries of ``params`` (every parameter, float64)."""
+    return _torch_readout_grad(prob, params) if selected() == "autodiff" else _fd_readout_grad(prob, params)
+
+
+def readout_window_loss(prob: ReadoutProblem, params: dict[str, np.ndarray]) -> float:
+    """``Σ_{t in window} CE(logits[t], y)`` at the recorded spikes: the scale of a
+    finite-difference gradient's rounding (its absolute tolerance)."""
+    return _np_readout_loss(prob, params, None)[0]

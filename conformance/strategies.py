@@ -56,6 +56,7 @@ class Case:
         )
         return (f"Case(input={net.input_shape}, blocks=[{blocks}], classes={net.n_classes}, x={self.x.shape}, "
                 f"T={self.config.train.T}, n_learn={self.config.train.n_learn}, profile={self.config.profile}, "
+                f"learning_signal={self.config.learning_signal}, "
                 f"lif={self.config.lif}, factors={self.config.traces.factors}, psi={self.config.traces.psi}, "
                 f"opt={self.config.optimizer.name}, step={self.opt_state['step']})")
 
@@ -104,11 +105,14 @@ def _blocks(draw: st.DrawFn, input_shape: tuple[int, ...]) -> tuple[tuple[BlockC
 
 
 @st.composite
-def configs(draw: st.DrawFn, dtype: str = "float64", *, autodiff: bool = False) -> TessConfig:
+def configs(draw: st.DrawFn, dtype: str = "float64", *, autodiff: bool = False,
+            signal: str | None = None) -> TessConfig:
     """A small, valid :class:`TessConfig`.
 
     ``autodiff=True`` draws the special case of TESS_RULE.md §5 in which the update
     is an exact gradient: α_post = 0, λ_pre = γ, soft reset (treated as constant).
+    ``signal``: the learning signal (:data:`tess_spec.LEARNING_SIGNALS`); ``None`` draws it
+    (``"lsg"`` half of the time) — except with ``autodiff``, where it is ``"lsg"``.
     """
     if draw(st.booleans()):
         input_shape: tuple[int, ...] = (draw(st.integers(1, 3)), draw(st.integers(2, 6)), draw(st.integers(2, 6)))
@@ -143,6 +147,8 @@ def configs(draw: st.DrawFn, dtype: str = "float64", *, autodiff: bool = False) 
                                   weight_decay=draw(st.sampled_from([0.0, 0.0, 1e-2]))),
         train=TrainConfig(T=T, n_learn=n_learn, batch_size=4, dtype=dtype),
         profile=draw(st.sampled_from(["paper", "reference-code"])),
+        learning_signal=signal if signal is not None else
+        ("lsg" if autodiff else draw(st.sampled_from(["lsg", "lsg", "readout-backprop", "released"]))),
     )
 
 
@@ -176,10 +182,11 @@ def make_case(config: TessConfig, seed: int, *, batch: int = 3, sequence: bool =
 
 
 @st.composite
-def cases(draw: st.DrawFn, dtype: str = "float64", *, autodiff: bool = False) -> Case:
+def cases(draw: st.DrawFn, dtype: str = "float64", *, autodiff: bool = False, signal: str | None = None) -> Case:
     """A :class:`Case` on a drawn config: batch 1–4, direct or sequence input, binary
-    or continuous values, input/weight scales from "silent" to "saturated"."""
-    config = draw(configs(dtype, autodiff=autodiff))
+    or continuous values, input/weight scales from "silent" to "saturated"; ``signal`` as
+    in :func:`configs`."""
+    config = draw(configs(dtype, autodiff=autodiff, signal=signal))
     return make_case(
         config, draw(st.integers(0, 2**32 - 1)), batch=draw(st.integers(1, 4)), sequence=draw(st.booleans()),
         binary=draw(st.booleans()), input_scale=draw(st.sampled_from([0.2, 1.0, 2.0, 4.0])),
@@ -188,9 +195,10 @@ def cases(draw: st.DrawFn, dtype: str = "float64", *, autodiff: bool = False) ->
     )
 
 
-def autodiff_cases(dtype: str = "float64") -> st.SearchStrategy[Case]:
-    """Cases of the exact-gradient special case (α_post = 0, λ_pre = γ, soft reset)."""
-    return cases(dtype, autodiff=True)
+def autodiff_cases(dtype: str = "float64", signal: str = "lsg") -> st.SearchStrategy[Case]:
+    """Cases of the exact-gradient special case (α_post = 0, λ_pre = γ, soft reset), for the
+    local loss (``signal="lsg"``) or the readout loss (``"readout-backprop"``)."""
+    return cases(dtype, autodiff=True, signal=signal)
 
 
 def case_features(case: Case, record: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -220,6 +228,9 @@ def case_features(case: Case, record: dict[str, Any] | None = None) -> dict[str,
         "sgd": c.optimizer.name == "sgd",
         "warm_optimizer": case.opt_state["step"] > 0,
         "multi_block": len(c.network.blocks) > 1,
+        "signal_lsg": c.learning_signal == "lsg",
+        "signal_readout_backprop": c.learning_signal == "readout-backprop",
+        "signal_released": c.learning_signal == "released",
     }
     if record is not None:
         spikes = [float(np.asarray(o).sum()) for o in record["o"]]

@@ -23,7 +23,7 @@ from tess_spec import BlockConfig, LIFConfig, LSGConfig, NetworkConfig, TessConf
 from tess_spec import init_opt_state
 from tess_spec import reference as ref
 
-__all__ = ["check_case", "named_configs", "NAMED", "TIES_THETA", "ties_case", "check_threshold_ties",
+__all__ = ["check_case", "named_configs", "NAMED", "SIGNALS", "TIES_THETA", "ties_case", "check_threshold_ties",
            "cancelling_cases"]
 
 
@@ -72,6 +72,22 @@ def test_named_network_matches_spec(target: Target, note: Callable[[str], None],
         case = S.make_case(config, 100 + seed, batch=3, sequence=sequence, binary=sequence,
                            input_scale=1.5 if not sequence else 1.0, weight_scale=2.0, warm_steps=3 * seed)
         check_case(target, case, note)
+
+
+SIGNALS = ("readout-backprop", "released")
+"""The learning signals beside the paper's LSG (TESS_RULE.md §11) the named networks are also run with."""
+
+
+@pytest.mark.parametrize("name", NAMED)
+@pytest.mark.parametrize("sequence", [False, True], ids=["direct", "events"])
+@pytest.mark.parametrize("signal", SIGNALS)
+def test_named_network_signal_matches_spec(target: Target, note: Callable[[str], None], name: str, sequence: bool,
+                                           signal: str) -> None:
+    """The named networks under readout back-propagation and the public code's released loop
+    (LSG before the window, readout back-propagation in it), from a warm optimiser state."""
+    case = S.make_case(named_configs()[name].replace(learning_signal=signal), 101, batch=3, sequence=sequence,
+                       binary=sequence, input_scale=1.5 if not sequence else 1.0, weight_scale=2.0, warm_steps=3)
+    check_case(target, case, note)
 
 
 def cancelling_cases() -> list[S.Case]:

@@ -14,7 +14,8 @@ import pytest
 from tess.conformance.harness import Comparison, StepResult, Target, compare_step, run_backend
 from tess_spec import golden as G
 from tess_spec.lsg import learning_signal
-from tess_spec.reference import lsg_bases
+from tess_spec.reference import effective_weights, lsg_bases
+from tess_spec.signals import readout_backprop, signal_schedule
 
 __all__ = ["GOLDEN_DIR", "golden_path", "check_exact", "check_golden_steps", "check_golden_chained"]
 
@@ -105,25 +106,42 @@ def test_golden_chained_float64(target: Target, name: str) -> None:
 @pytest.mark.parametrize("name", list(G.GOLDEN_CASES))
 def test_golden_is_not_vacuous(name: str) -> None:
     """Spikes in every block at every step (not saturated), both trace terms non-zero,
-    the window matters (m = 0 before it, a step before it would change G), weights move,
-    dropout masks drop something."""
+    the window matters (m = 0 at the steps without a learning signal — before the window,
+    unless the signal is ``released`` — and a step before it would change G), every
+    signal of the schedule is non-zero, weights move, dropout masks drop something."""
     g = G.load(golden_path(name))
     cfg = g.config
     start = cfg.train.window_start
     assert 0 < start < cfg.train.T, "the learning window must be a proper suffix"
     bases = lsg_bases(cfg)
+    schedule = signal_schedule(cfg)  # per step: "lsg", "readout-backprop" or None (TESS_RULE.md §11)
     for k, step in enumerate(g.steps):
         rec = step["record"]
+        before = g.params if k == 0 else g.steps[k - 1]["params"]
+        edge = None  # the signal the step just before the window would get, were it in the window
+        if schedule[start - 1] is None and schedule[start] == "readout-backprop":
+            edge = readout_backprop(cfg, step["y"], rec["logits"][start - 1], before["readout.weight"],
+                                    effective_weights(cfg, before), [o[start - 1] for o in rec["o"]],
+                                    [p[start - 1] for p in rec["psi"]], step["masks"])
         for i, b in enumerate(cfg.network.blocks):
             o = rec["o"][i]
             assert 0 < o.mean() < 0.9, f"step {k} block {i}: spike rate {o.mean():.3f}"
             assert o[:start].sum() > 0 and o[start:].sum() > 0, f"step {k} block {i}: no spikes before/in the window"
             assert np.abs(rec["dw_causal"][i]).max() > 1e-4, f"step {k} block {i}: causal term vanishes"
             assert np.abs(rec["dw_noncausal"][i]).max() > 1e-4, f"step {k} block {i}: non-causal term vanishes"
-            assert np.all(rec["m"][i][:start] == 0) and np.abs(rec["m"][i][start:]).max() > 0
+            for sig in set(schedule):  # m = 0 exactly where there is no signal, and not vacuous where there is
+                steps_of = [t for t, s in enumerate(schedule) if s == sig]
+                m_sig = np.abs(rec["m"][i][steps_of])
+                assert (m_sig.max() == 0) if sig is None else (m_sig.max() > 0), \
+                    f"step {k} block {i}: m at the steps of signal {sig!r}: max {m_sig.max():.3g}"
+            if schedule[start - 1] is not None:
+                continue  # (released: the steps before the window learn, from the LSG)
             # the step just before the window would contribute a non-zero update
-            m, _ = learning_signal(o[start - 1], step["y"], bases[i], k=cfg.lsg_pool(i), mask=step["masks"][i],
-                                   pool=b.pool, pool_size=b.pool_size)
+            if edge is not None:
+                m = edge[i]
+            else:
+                m, _ = learning_signal(o[start - 1], step["y"], bases[i], k=cfg.lsg_pool(i), mask=step["masks"][i],
+                                       pool=b.pool, pool_size=b.pool_size)
             assert np.abs(m * rec["psi"][i][start - 1]).max() > 0, f"step {k} block {i}: window edge is inert"
             if b.dropout:
                 assert step["masks"][i] is not None and (step["masks"][i] == 0).any()

@@ -10,6 +10,7 @@ TESS_RULE.md §9 says.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 import numpy as np
@@ -28,8 +29,11 @@ from tess_spec import BlockConfig, LIFConfig, LSGConfig, NetworkConfig, TessConf
 from tess_spec import state_shapes
 from tess_spec.neuron import psi as spec_psi
 from tess_spec.ops import conv2d_weight_corr
+from tess_spec.signals import signal_schedule
 
-__all__ = ["check_trace_closed_forms", "check_update_bilinear", "check_autodiff", "check_lsg_gradient",
+__all__ = ["check_trace_closed_forms", "check_update_bilinear", "check_autodiff", "check_readout_autodiff",
+           "readout_autodiff_cases",
+           "check_lsg_gradient",
            "check_alpha_linearity", "check_profiles", "check_permutation", "property_configs"]
 
 
@@ -70,8 +74,10 @@ def check_trace_closed_forms(target: Target, case: S.Case) -> None:
         wrong = (o != (u > cfg.lif.theta)) & (np.abs(u - cfg.lif.theta) > max(band, 1e-12))
         if wrong.any():
             cmp.fail(f"o[block {i}] != [u > θ] at {int(wrong.sum())} places")
-        if np.any(np.asarray(rec["m"][i])[:start] != 0):
-            cmp.fail(f"m[block {i}] is non-zero before the learning window (t < {start})")
+        quiet = [t for t, sig in enumerate(signal_schedule(cfg)) if sig is None]  # no signal at these steps
+        if np.any(np.asarray(rec["m"][i])[quiet] != 0):
+            cmp.fail(f"m[block {i}] is non-zero at steps {quiet} without a learning signal "
+                     f"({cfg.learning_signal}, window from t = {start})")
     cmp.raise_if_failed(repr(case))
 
 
@@ -82,15 +88,15 @@ def check_update_bilinear(target: Target, case: S.Case) -> None:
     cfg, tc = case.config, case.config.traces
     got = _run(target, case)
     rec = got.record
-    T, start = cfg.train.T, cfg.train.window_start
+    learning = [t for t, sig in enumerate(signal_schedule(cfg)) if sig is not None]  # the window, or all (released)
     xs = oracles.block_inputs(cfg, round_to(case.x, target.dtype), rec, _masks(case, target.dtype))
     m_floor = lsg_scales(cfg, len(case.y), _masks(case, target.dtype))
     cmp = Comparison()
     for i, b in enumerate(cfg.network.blocks):
         m, ps, q, h = (np.asarray(rec[k][i], np.float64) for k in ("m", "psi", "q", "h"))
-        causal = sum(_corr(b.kind, m[t] * ps[t], q[t], b.kernel_size) for t in range(start, T))
+        causal = sum((_corr(b.kind, m[t] * ps[t], q[t], b.kernel_size) for t in learning), 0.0)
         nc = 0.0
-        for t in range(start, T):
+        for t in learning:
             h_prev = h[t - 1] if t else np.zeros_like(h[0])
             h_tilde = tc.lambda_post * h_prev if cfg.profile == "paper" else h_prev
             nc = nc + _corr(b.kind, m[t] * h_tilde, xs[i][t], b.kernel_size)
@@ -102,7 +108,7 @@ def check_update_bilinear(target: Target, case: S.Case) -> None:
                   max(float(np.abs(exp_c).max()), scale_c))
         cmp.check(f"dw_noncausal[block {i}] vs α_post Σ (m⊙h̃[t-1])⊗x", rec["dw_noncausal"][i], exp_n, "dw",
                   target.dtype, max(float(np.abs(np.asarray(exp_n)).max()), scale_n))
-        silent = np.all(m[start:] == 0, axis=tuple(a for a in range(m.ndim) if a != 2))  # per output feature
+        silent = np.all(m[learning] == 0, axis=tuple(a for a in range(m.ndim) if a != 2))  # per output feature
         for key in ("dw_causal", "dw_noncausal"):
             rows = np.asarray(rec[key][i])[silent]
             if rows.size and np.any(rows != 0):
@@ -159,7 +165,7 @@ def check_lsg_gradient(target: Target, case: S.Case) -> None:
     cmp = Comparison()
     for i in range(len(cfg.network.blocks)):
         prob = oracles.BlockProblem(cfg, i, np.zeros(0), np.asarray(rec["o"][i], np.float64), masks[i], case.y)
-        for t in range(cfg.train.window_start, cfg.train.T):
+        for t in [t for t, sig in enumerate(signal_schedule(cfg)) if sig == "lsg"]:
             loss, grad = oracles.lsg_grad(prob, t)
             cmp.check(f"m[block {i}, t={t}] vs ∂L/∂o ({oracles.oracle_name()})", rec["m"][i][t], grad, key,
                       target.dtype, max(float(np.abs(grad).max()), m_floor[i]), max(1.0, abs(loss)))
@@ -197,6 +203,37 @@ def check_autodiff(target: Target, case: S.Case) -> None:
     cmp.raise_if_failed(repr(case))
 
 
+def check_readout_autodiff(target: Target, case: S.Case) -> None:
+    """Readout back-propagation (TESS_RULE.md §11) with α_post = 0, λ_pre = γ, the reset a
+    constant: the weight (and gain) gradients TESS hands to the optimiser equal α_pre times
+    the oracle's gradient of Σ_window CE(logits[t], y) — block l's own membrane recursion
+    through time, every later block's previous step a stop-gradient, spike slope ψ
+    (:mod:`tess_spec.signals`)."""
+    cfg = case.config
+    assert cfg.learning_signal == "readout-backprop", "the property is stated for readout back-propagation"
+    got = _run(target, case)
+    rec = got.record
+    masks = _masks(case, target.dtype)
+    xs = oracles.block_inputs(cfg, round_to(case.x, target.dtype), rec, masks)
+    params = {k: round_to(v, target.dtype) for k, v in case.params.items()}
+    key = oracles.tolerance_key()
+    terms = gradient_scales(cfg, rec, case.params, masks, target.dtype)
+    o_all = [np.asarray(o, np.float64) for o in rec["o"]]
+    cmp = Comparison()
+    for i in range(len(cfg.network.blocks)):
+        prob = oracles.ReadoutProblem(cfg, i, xs[i], o_all, masks, case.y)
+        want = oracles.readout_loss_weight_grad(prob, params)
+        floor = max(1.0, abs(oracles.readout_window_loss(prob, params))) if key == "finite_differences" else 0.0
+        for k, g in want.items():
+            if k.endswith(".bias"):
+                continue  # the rule gives a bias Σ m ⊙ ψ, not its gradient through time (§5)
+            g = cfg.traces.alpha_pre * g
+            cmp.check(f"grads[{k}] vs the gradient of Σ_window CE(logits[t], y) ({oracles.oracle_name()})",
+                      rec["grads"][k], g, key, target.dtype, max(float(np.abs(g).max()), terms.get(k, 0.0), 1e-300),
+                      floor)
+    cmp.raise_if_failed(repr(case))
+
+
 @given(data=st.data())
 def test_trace_closed_forms(target: Target, data: st.DataObject) -> None:
     """q and h equal their closed forms; ψ = ψ(u); o = [u > θ]; m = 0 outside the window."""
@@ -225,6 +262,46 @@ def test_lsg_signal_is_local_loss_gradient(target: Target, data: st.DataObject) 
 def test_update_equals_autodiff_in_special_case(target: Target, data: st.DataObject) -> None:
     """α_post = 0, λ_pre = γ, detached reset: TESS's gradient = BPTT gradient of the local loss."""
     check_autodiff(target, data.draw(S.autodiff_cases(target.dtype), label="case"))
+
+
+@given(data=st.data())
+def test_readout_backprop_equals_autodiff_in_special_case(target: Target, data: st.DataObject) -> None:
+    """α_post = 0, λ_pre = γ, detached reset, readout back-propagation: TESS's gradient = the
+    per-step spatial gradient of the readout loss (later blocks' previous step held constant)."""
+    check_readout_autodiff(target, data.draw(S.autodiff_cases(target.dtype, signal="readout-backprop"),
+                                             label="case"))
+
+
+def readout_autodiff_cases() -> list[S.Case]:
+    """Fixed cases of the readout-backprop special case: the named networks of the
+    equations group (conv with max pooling and a flattening linear block; avg pooling and
+    weight standardisation; a global-pooled conv block; an MLP) and two conv blocks whose
+    last is spatial (the readout's own global average), with α_post = 0, λ_pre = γ, soft
+    reset and dropout in every block, direct and event input."""
+    from tess.conformance.test_equations import named_configs
+
+    nets = dict(named_configs())
+    nets["conv_spatial_last"] = TessConfig(
+        NetworkConfig((2, 5, 5), 3, (BlockConfig("conv", 3, pool="max"), BlockConfig("conv", 4))),
+        traces=TraceConfig(factors=(0.3, 0.6, 1.0, 1.0)), lsg=LSGConfig(pool_sizes=(1, 2)),
+        train=TrainConfig(T=5, n_learn=3, batch_size=3))
+    out = []
+    for name, cfg in nets.items():
+        blocks = tuple(dataclasses.replace(b, dropout=0.3) for b in cfg.network.blocks)
+        cfg = cfg.replace(learning_signal="readout-backprop", network=dataclasses.replace(cfg.network, blocks=blocks),
+                          lif=dataclasses.replace(cfg.lif, reset="soft"),
+                          traces=TraceConfig(factors=(0.3, cfg.lif.leak, 0.0, 1.0), psi=cfg.traces.psi))
+        for seq in (False, True):
+            out.append(S.make_case(cfg, 7, batch=3, sequence=seq, binary=seq, input_scale=1.5 if not seq else 1.0,
+                                   weight_scale=2.0))
+    return out
+
+
+def test_readout_backprop_equals_autodiff_on_fixed_networks(target: Target) -> None:
+    """The readout-backprop special case on :func:`readout_autodiff_cases` (whatever Hypothesis
+    draws): every pooling, weight standardisation, dropout and flattening crossed."""
+    for case in readout_autodiff_cases():
+        check_readout_autodiff(target, case)
 
 
 def test_update_equals_autodiff_when_the_gradient_cancels(target: Target) -> None:

@@ -39,7 +39,8 @@ def test_cases_cover_what_they_claim() -> None:
     missing = [k for k in ("conv", "linear", "max_pool", "avg_pool", "global_avg", "dropout", "weight_std", "bias",
                            "fast_sigmoid", "triangle", "hard_reset", "soft_reset", "paper", "reference_code",
                            "sequence", "direct", "partial_window", "alpha_post_zero", "alpha_post_nonzero", "sgd",
-                           "warm_optimizer", "multi_block", "spikes_everywhere", "silent_block") if counts[k] == 0]
+                           "warm_optimizer", "multi_block", "spikes_everywhere", "silent_block", "signal_lsg",
+                           "signal_readout_backprop", "signal_released") if counts[k] == 0]
     assert not missing, f"never drawn in {n} cases: {missing} (counts {dict(counts)})"
     assert counts["some_spikes"] >= n // 4, f"only {counts['some_spikes']}/{n} draws spike at all"
     assert counts["silent_block"] >= n // 20, f"only {counts['silent_block']}/{n} draws have a silent block"

@@ -36,6 +36,16 @@ def _each(check: Callable[[Target, S.Case], None]) -> Callable[[Target], None]:
     return run
 
 
+def _each_signal(check: Callable[[Target, S.Case], None]) -> Callable[[Target], None]:
+    """``check`` on the fixed cases under every learning signal beside the LSG."""
+    def run(target: Target) -> None:
+        for case in _fixed_cases():
+            for signal in eq.SIGNALS:
+                check(target, S.Case(case.config.replace(learning_signal=signal), case.params, case.opt_state,
+                                     case.x, case.y, case.masks, case.lr))
+    return run
+
+
 def _golden(name: str) -> Callable[[Target], None]:
     return lambda t: gold.check_golden_steps(t, name)
 
@@ -53,6 +63,9 @@ CHECKS: dict[str, Callable[[Target], None]] = {
     "properties::test_update_is_bilinear_in_m": _each(props.check_update_bilinear),
     "properties::test_lsg_signal_is_local_loss_gradient": _each(props.check_lsg_gradient),
     "properties::test_profiles_differ_where_spec_says": props.check_profiles,
+    "equations::test_named_network_signal_matches_spec": _each_signal(eq.check_case),
+    "properties::test_readout_backprop_equals_autodiff_on_fixed_networks":
+        lambda t: [props.check_readout_autodiff(t, c) for c in props.readout_autodiff_cases()],
 }
 """Suite test id → the check function it runs, on fixed inputs."""
 
@@ -86,6 +99,17 @@ def test_spike_at_threshold_is_caught_by_the_exact_cases(dtype: str) -> None:
     assert want <= set(caught), f"caught only by {sorted(caught)}"
     with pytest.raises(AssertionError, match="where u == θ = 0.5 exactly"):
         eq.check_threshold_ties(Target("tess.conformance.mutants:SpikeAtThreshold", dtype), "soft")
+
+
+@pytest.mark.parametrize("cls", mutants.READOUT_MUTANTS)
+def test_readout_mutants_are_caught_by_the_independent_oracle(cls: str) -> None:
+    """A bug of readout back-propagation leaves every LSG check passing (the LSG never crosses
+    a block): the readout-backprop cases catch it — against the spec's oracle and, without
+    the spec, against the autodiff property's independent oracle."""
+    target = Target(f"tess.conformance.mutants:{cls}", "float64")
+    caught = _caught(target)
+    assert "equations::test_named_network_matches_spec" not in caught, "an LSG check saw a readout-backprop bug"
+    assert "properties::test_readout_backprop_equals_autodiff_on_fixed_networks" in caught, sorted(caught)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

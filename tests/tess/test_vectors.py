@@ -105,7 +105,7 @@ def test_manifest_carries_the_config_and_the_policy(exported: Path) -> None:
         dtype = man["dtype"]
         cfg = case.build().config
         assert from_dict(man["config"]) == cfg and man["config"] == to_dict(cfg)
-        assert man["profile"] == cfg.profile and man["learning_signal"] == "lsg" and man["family"] == family(cfg)
+        assert man["profile"] == cfg.profile and man["learning_signal"] == cfg.learning_signal and man["family"] == family(cfg)
         tq = man["tolerances"]["quantities"]
         assert set(tq) == set(tol.QUANTITIES)
         for q in tol.QUANTITIES:
