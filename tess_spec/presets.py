@@ -17,7 +17,7 @@ from .config import (
 )
 from .errors import ConfigError
 
-__all__ = ["vgg9", "vgg9_widths", "mlp_digits", "mlp_events", "cnn_digits", "PAPER_DATASETS", "PRESETS", "get_preset"]
+__all__ = ["vgg9", "vgg9_widths", "mlp_digits", "mlp_events", "mlp_order", "cnn_digits", "PAPER_DATASETS", "PRESETS", "get_preset"]
 
 PAPER_DATASETS: dict[str, dict] = {
     "dvs_gesture": dict(input_shape=(2, 32, 32), n_classes=11, T=20, n_learn=20,
@@ -118,9 +118,20 @@ def mlp_events(epochs: int = 10, T: int = 8) -> TessConfig:
     )
 
 
+def mlp_order(epochs: int = 10, T: int = 12) -> TessConfig:
+    """MLP 32-256-256 + readout for the synthetic temporal-order task (2×4×4 frames, flattened;
+    4 classes: the order and spacing of two pulses), T = 12."""
+    return TessConfig(
+        network=NetworkConfig((32,), 4, (BlockConfig("linear", 256), BlockConfig("linear", 256))),
+        traces=TraceConfig(factors=(0.2, 0.5, 1.0, 1.0)),
+        train=TrainConfig(T=T, epochs=epochs, batch_size=32),
+    )
+
+
 PRESETS: dict[str, Callable[..., TessConfig]] = {
     "mlp_digits": mlp_digits,
     "mlp_events": mlp_events,
+    "mlp_order": mlp_order,
     "cnn_digits": cnn_digits,
     **{f"vgg9_{name}": (lambda name=name, **kw: vgg9(name, **kw)) for name in PAPER_DATASETS},
 }
@@ -128,7 +139,7 @@ PRESETS: dict[str, Callable[..., TessConfig]] = {
 
 
 def get_preset(name: str, **kwargs) -> TessConfig:
-    """Build a preset by name (``mlp_digits``, ``mlp_events``, ``cnn_digits``, ``vgg9_<dataset>``)."""
+    """Build a preset by name (``mlp_digits``, ``mlp_events``, ``mlp_order``, ``cnn_digits``, ``vgg9_<dataset>``)."""
     if not isinstance(name, str) or name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; available: {sorted(PRESETS)}")
     factory = PRESETS[name]

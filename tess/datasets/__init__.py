@@ -92,9 +92,19 @@ def _load_events(*, shape: str = "flat", n_train: int = 1200, n_test: int = 300,
     return load_synthetic_events(shape=shape, n_train=n_train, n_test=n_test, T=T, seed=seed)
 
 
+def _load_order(*, shape: str = "flat", n_train: int = 1200, n_test: int = 400, T: int = 12,
+                seed: int = 0) -> tuple[Dataset, Dataset]:
+    """The synthetic temporal-order task: the class is the order and spacing of two pulses, and
+    the time-summed input is at chance (:func:`tess.datasets.synthetic.load_temporal_order`)."""
+    from .synthetic import load_temporal_order
+
+    return load_temporal_order(shape=shape, n_train=n_train, n_test=n_test, T=T, seed=seed)
+
+
 DATASETS: dict[str, Callable[..., tuple[Dataset, Dataset]]] = {
     "digits": load_digits,
     "events": _load_events,
+    "order": _load_order,
     "dvs_gesture": load_dvs_gesture,
     "cifar10_dvs": load_cifar10_dvs,
     "cifar10": load_cifar10,
