@@ -5,7 +5,8 @@ Layout (``FORMAT = "tess-checkpoint"``, ``FORMAT_VERSION = 1``): a NumPy ``.npz`
 
 - ``__header__``: UTF-8 JSON as a ``uint8`` array — ``format``, ``format_version``,
   ``spec_version``, ``tess_version``, ``config`` (:func:`tess_spec.to_dict`, including
-  ``network`` and ``profile``), ``profile``, ``epoch``, ``dtype``, ``backend`` (the one
+  ``network`` and ``profile``), ``profile``, ``learning_signal`` (the config's, recorded
+  also where the config leaves the default ``"lsg"`` out), ``epoch``, ``dtype``, ``backend`` (the one
   that wrote it; informative only), ``schedule`` (``lr``, ``best`` — ``null`` for +∞ —,
   ``bad_epochs``), ``optimizer`` (``name``, ``step``), ``rng`` (the NumPy generator's
   ``bit_generator.state``), ``history`` (per-epoch metrics), ``extra`` (caller data) and
@@ -124,6 +125,7 @@ def save_checkpoint(model: Model, path: str | os.PathLike, *, extra: dict[str, A
         "tess_version": _tess_version(),
         "config": to_dict(state["config"]),
         "profile": state["config"].profile,
+        "learning_signal": state["config"].learning_signal,
         "epoch": state["epoch"],
         "dtype": state["dtype"],
         "backend": model.backend.name,

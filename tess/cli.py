@@ -47,7 +47,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from tess_spec import TessConfig, get_preset, to_dict
+from tess_spec import LEARNING_SIGNALS, TessConfig, get_preset, to_dict
 from tess_spec.atomic import atomic_write, check_output_dir, check_output_path
 from tess_spec.errors import CheckpointError, ConfigError, DivergenceError, OutputError, TessError
 
@@ -58,6 +58,7 @@ __all__ = ["main", "build_parser", "make_config", "train_command", "eval_command
 DATASET_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "digits": ("mlp_digits", {"shape": "flat"}),
     "events": ("mlp_events", {"shape": "flat"}),
+    "order": ("mlp_order", {"shape": "flat"}),
     "dvs_gesture": ("vgg9_dvs_gesture", {}),
     "cifar10_dvs": ("vgg9_cifar10_dvs", {}),
     "cifar10": ("vgg9_cifar10", {}),
@@ -145,6 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=None, help="mini-batch size [preset]")
     t.add_argument("--lr", type=float, default=None, help="initial learning rate [1e-3]")
     t.add_argument("--profile", choices=("paper", "reference-code"), default=None, help="rule profile [paper]")
+    t.add_argument("--learning-signal", choices=LEARNING_SIGNALS, default=None,
+                   help="TESS's learning signal: lsg (the paper: each block's local loss), readout-backprop (the "
+                        "readout error back-propagated across blocks within each step), released (the public "
+                        "code's loop: LSG before the window, readout-backprop in it) [lsg]")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                    help="override any config field, e.g. --set traces.factors=[0.2,0.5,0,1] (repeatable)")
     t.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
@@ -250,7 +255,7 @@ def make_config(args: argparse.Namespace) -> TessConfig:
         changes.update(read_config_file(args.config_file))
     for flag, key in (("seed", "train.seed"), ("epochs", "train.epochs"), ("dtype", "train.dtype"), ("T", "train.T"),
                       ("n_learn", "train.n_learn"), ("batch_size", "train.batch_size"),
-                      ("lr", "optimizer.lr"), ("profile", "profile")):
+                      ("lr", "optimizer.lr"), ("profile", "profile"), ("learning_signal", "learning_signal")):
         value = getattr(args, flag, None)
         if value is not None:
             changes[key] = value
@@ -443,7 +448,7 @@ def _loader_kwargs(args: argparse.Namespace, cfg: TessConfig, loader: Any) -> di
         kwargs["data_dir"] = args.data_dir
     if "progress" in accepted:
         kwargs["progress"] = False if args.no_progress else None
-    if "T" in accepted and (args.dataset in PAPER_DATASETS or args.dataset == "events"):
+    if "T" in accepted and (args.dataset in PAPER_DATASETS or args.dataset in ("events", "order")):
         kwargs["T"] = cfg.train.T
     return kwargs
 
@@ -544,6 +549,9 @@ def train_command(args: argparse.Namespace) -> dict[str, Any]:
         return {"config": to_dict(cfg)}
     if (args.checkpoint_dir or args.resume) and args.method != "tess":
         raise ConfigError(f"--checkpoint-dir/--resume are supported for --method tess, not {args.method!r}")
+    if args.method != "tess" and cfg.learning_signal != "lsg":
+        raise ConfigError(f"learning_signal={cfg.learning_signal!r} selects TESS's learning signal; --method "
+                          f"{args.method!r} trains by its own gradient: drop --learning-signal or use --method tess")
     if args.resume and not args.checkpoint_dir:
         raise ConfigError("--resume needs --checkpoint-dir DIR (the folder holding last.npz)")
     outputs = check_outputs(args)
@@ -598,7 +606,9 @@ def _train(args: argparse.Namespace, cfg: TessConfig, outputs: dict[str, Path], 
         elif ckpt_path is not None and ckpt_path.exists():
             print(f"note: {ckpt_path} exists and will be overwritten (pass --resume to continue from it)")
     train, test = _load_data(args, cfg)
-    print(f"tess: method={args.method} backend={args.backend} dataset={args.dataset} "
+    signal = cfg.learning_signal if args.method == "tess" else None
+    print(f"tess: method={args.method}" + (f" signal={signal}" if signal else "") + f" backend={args.backend} "
+          f"dataset={args.dataset} "
           f"train={len(train)} test={len(test)} T={cfg.train.T} epochs={cfg.train.epochs} seed={cfg.train.seed}")
     t0 = time.perf_counter()
     if model is not None:
@@ -651,6 +661,7 @@ def _train(args: argparse.Namespace, cfg: TessConfig, outputs: dict[str, Path], 
     last = history[-1] if history else {}
     summary = {
         "method": args.method,
+        "learning_signal": signal,
         "backend": backend_name,
         "dataset": args.dataset,
         "epochs": len(history),
