@@ -218,7 +218,10 @@ def accuracy_figure(results: Path = RESULTS_DIR) -> bytes:
     x = np.arange(len(rows))
     w = 0.8 / max(1, len(methods))
     lowest = 100.0
-    cmap = plt.get_cmap("tab10")
+    from matplotlib.colors import to_hex
+
+    # methods without a colour of their own take tab10's, skipping the ones TESS and BPTT have
+    palette = [c for c in plt.get_cmap("tab10").colors if to_hex(c) not in COLORS.values()]
     for j, m in enumerate(methods):
         means, errs = [], []
         for r in rows:
@@ -230,7 +233,7 @@ def accuracy_figure(results: Path = RESULTS_DIR) -> bytes:
                 means.append(np.nan)
                 errs.append(0.0)
         lowest = min(lowest, np.nanmin(np.array(means) - np.array(errs)))
-        color = COLORS.get(m, cmap(2 + j))
+        color = COLORS.get(m, palette[j % len(palette)])
         pos = x - 0.4 + w * (j + 0.5)
         bars = ax.bar(pos, means, w * 0.95, yerr=errs if any(errs) else None, capsize=3, color=color,
                       label=method_label(m))
@@ -243,7 +246,7 @@ def accuracy_figure(results: Path = RESULTS_DIR) -> bytes:
     ax.set_ylim(max(0.0, np.floor(lowest / 5) * 5 - 5), 101)
     ax.set_ylabel("test accuracy (%)")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the bars, never over them
     return _png(fig)
 
 
