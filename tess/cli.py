@@ -166,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true",
                    help=f"continue from DIR/{CHECKPOINT_NAME} of --checkpoint-dir if it exists (same config; "
                         "--epochs at least the checkpoint's)")
+    t.add_argument("--nproc", type=int, default=None, metavar="N",
+                   help="data-parallel training on N workers: torch, N local processes (torch.distributed, gloo on "
+                        "the CPU, NCCL on CUDA); jax, N devices of this process. The global batch is split; the "
+                        "result equals one worker's up to summation order (docs: Scaling out) [one worker]")
     _add_threads(t)
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
     t.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -554,19 +558,29 @@ def train_command(args: argparse.Namespace) -> dict[str, Any]:
                           f"{args.method!r} trains by its own gradient: drop --learning-signal or use --method tess")
     if args.resume and not args.checkpoint_dir:
         raise ConfigError("--resume needs --checkpoint-dir DIR (the folder holding last.npz)")
-    outputs = check_outputs(args)
+    from tess.distributed import parallel_run
+
+    par = parallel_run(args, cfg)  # None: one worker; else --nproc N or a torchrun worker (tess.distributed)
+    if par is not None:
+        par.prepare_worker(args)
+    outputs = check_outputs(args) if par is None or par.writer else {}
     options: dict[str, Any] = {"dtype": cfg.train.dtype}
     if args.device:
         options["device"] = args.device
-    backend = _check_method_and_backend(args, options)
+    backend = _check_method_and_backend(args, options) if par is None else par.make_backend(options)
     lock = None
-    if args.checkpoint_dir:
+    if args.checkpoint_dir and (par is None or par.locks):
         from tess.checkpoint import CheckpointLock
 
         lock = CheckpointLock(args.checkpoint_dir)
         lock.acquire()
     try:
-        return _train(args, cfg, outputs, backend, options, Model)
+        if par is not None and par.launcher:
+            return par.launch(args)
+        summary = _train(args, cfg, outputs, backend, options, Model)
+        if par is not None:
+            par.finish(summary)
+        return summary
     finally:
         if lock is not None:
             lock.release()
@@ -606,6 +620,8 @@ def _train(args: argparse.Namespace, cfg: TessConfig, outputs: dict[str, Path], 
         elif ckpt_path is not None and ckpt_path.exists():
             print(f"note: {ckpt_path} exists and will be overwritten (pass --resume to continue from it)")
     train, test = _load_data(args, cfg)
+    if model is not None and hasattr(backend, "synchronize"):  # data-parallel workers: rank 0's state, same data
+        backend.synchronize(model, train)
     signal = cfg.learning_signal if args.method == "tess" else None
     print(f"tess: method={args.method}" + (f" signal={signal}" if signal else "") + f" backend={args.backend} "
           f"dataset={args.dataset} "
@@ -737,6 +753,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     other operating-system or memory error (also one line), 130 interrupted.
     """
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what `--nproc N` starts its workers with
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -10,6 +10,7 @@ from tess_spec.errors import (
     OutputError,
     ShapeError,
     TessError,
+    WorkerError,
 )
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "CheckpointError",
     "DivergenceError",
     "OutputError",
+    "WorkerError",
 ]

@@ -19,6 +19,7 @@ __all__ = [
     "CheckpointError",
     "DivergenceError",
     "OutputError",
+    "WorkerError",
 ]
 
 
@@ -64,3 +65,10 @@ class OutputError(TessError, OSError):
     extension is not the expected one, or the disk is full.  The message names the
     path; nothing is left half-written.  An :class:`OSError` subclass, so generic
     ``except OSError`` handlers keep working."""
+
+
+class WorkerError(TessError, RuntimeError):
+    """A worker of a data-parallel run failed, was killed or became unreachable (a
+    collective operation failed or timed out).  The message names the rank; the other
+    workers are stopped and the last checkpoint, written after a finished epoch, is
+    intact.  A :class:`RuntimeError` subclass."""
