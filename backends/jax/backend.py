@@ -166,7 +166,7 @@ class JaxBackend(EngineBackend):
     def _compiled(self, key: tuple, build: Callable[[], Callable], args: tuple) -> Any:
         """The executable for ``key`` (shared by all instances); compiles on a miss and
         adds to this instance's :attr:`compile_count` / :attr:`compile_seconds`."""
-        key = (*key, self.dtype, str(self.jax_device))
+        key = (*key, self.dtype, self._where())
         exe = _EXECUTABLES.get(key)
         if exe is not None:
             with contextlib.suppress(KeyError):  # evicted by another thread meanwhile
@@ -176,8 +176,8 @@ class JaxBackend(EngineBackend):
             exe = _EXECUTABLES.get(key)
             if exe is None:
                 t0 = time.perf_counter()
-                # lower with the inputs on this backend's device: that fixes where the executable runs
-                placed = jax.tree.map(lambda a: jax.device_put(a, self.jax_device), args)
+                # lower with the inputs where they will be (this backend's device): that fixes where it runs
+                placed = self._place(key[1], args)
                 with jax.default_matmul_precision("highest"):
                     exe = jax.jit(build()).lower(*placed).compile()
                 dt = time.perf_counter() - t0
@@ -188,6 +188,23 @@ class JaxBackend(EngineBackend):
                 while len(_EXECUTABLES) > MAX_EXECUTABLES:
                     _EXECUTABLES.popitem(last=False)
         return exe
+
+    # -- placement hooks (a data-parallel subclass, :mod:`.parallel`, shards over devices) --
+    def _where(self) -> str:
+        """Where the executables run, as part of their cache key: this backend's device."""
+        return str(self.jax_device)
+
+    def _place(self, kind: str, args: tuple) -> tuple:
+        """The ``kind`` (``"train"``/``"predict"``) program's arguments placed as it expects them."""
+        return jax.tree.map(lambda a: jax.device_put(a, self.jax_device), args)
+
+    def _rows(self, rows: int) -> int:
+        """The padded batch rows a program runs on (one device: as padded)."""
+        return rows
+
+    def _program(self, kind: str, fn: Callable) -> Callable:
+        """The function a ``kind`` program compiles (one device: ``fn`` itself)."""
+        return fn
 
     # -- public entry points (pad on the host, then one device call) ------------
     def train_batch(
@@ -217,7 +234,7 @@ class JaxBackend(EngineBackend):
                      y: np.ndarray, masks: list[Any], lr: float, record: bool) -> TrainOutput:
         x = np.asarray(x)
         n = x.shape[0]
-        rows = padded_batch(n, config.train.batch_size)
+        rows = self._rows(padded_batch(n, config.train.batch_size))
         plan = self.plan(config)
         step = int(opt_state["step"]) + 1
         w = np.zeros(rows, dtype=self.dtype)
@@ -244,7 +261,7 @@ class JaxBackend(EngineBackend):
                                    {k: params_from_flat(plan, v) for k, v in moments.items()}, x, y, masks,
                                    lr=lr, corrections=corrections, lsg=mats, record=record, weights=w, n=n,
                                    reduce=self.reduce)
-            return fn
+            return self._program("train", fn)
 
         sequence = x.ndim == len(config.network.input_shape) + 2
         with self._x64():
@@ -255,14 +272,14 @@ class JaxBackend(EngineBackend):
     def _predict(self, config: TessConfig, params: dict[str, Any], x: Any) -> Any:
         x = np.asarray(x)
         n = x.shape[0]
-        rows = 1 << max(n - 1, 0).bit_length()
+        rows = self._rows(1 << max(n - 1, 0).bit_length())
         plan = self.plan(config)
         K = self.kernels
         args = (params, _pad(x, rows, self.dtype))
         sequence = x.ndim == len(config.network.input_shape) + 2
 
         def build() -> Callable:
-            return lambda params, x: predict(K, plan, params_from_flat(plan, params), x)
+            return self._program("predict", lambda params, x: predict(K, plan, params_from_flat(plan, params), x))
 
         with self._x64():
             key = (program_config(config), "predict", rows, False, sequence, ())

@@ -22,6 +22,19 @@ def test_every_backend_folder_has_the_same_core_modules() -> None:
         assert {"__init__.py", "backend.py", "kernels.py"} <= names, d.name
 
 
+def test_data_parallel_backends_have_a_parallel_module() -> None:
+    """The role "data-parallel training" has one module name, ``parallel.py``, in every folder
+    that offers it, with ``make_backend(workers, **options)``; ``tess.distributed.SUPPORTED``
+    lists exactly those backends."""
+    from tess.distributed import SUPPORTED
+
+    have = {d.name for d in BACKENDS if (d / "parallel.py").is_file()}
+    assert have == set(SUPPORTED)
+    for name in have:
+        text = (ROOT / "backends" / name / "parallel.py").read_text(encoding="utf-8")
+        assert re.search(r"^def make_backend\(workers: int \| None = None, \*\*options: Any\)", text, re.M), name
+
+
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_time_loop_outside_the_engine(path: Path) -> None:
     """Loops over T (``range(T)``, ``range(config.train.T)``, ``for t in range(...)``) exist in
