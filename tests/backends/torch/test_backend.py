@@ -109,15 +109,24 @@ def _compare_records(ref: dict, got: dict) -> None:
         np.testing.assert_array_equal(b["o"], a["o"])
 
 
+def _fuse_backend(fuse: str, **options):
+    """The torch backend with ``fuse`` (``"cpp"`` skips with the reason where no compiler builds it)."""
+    try:
+        return tess.get_backend("torch", fuse=fuse, **options)
+    except BackendUnavailableError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.mark.parametrize("fuse", ["none", "eager", "cpp"])
 @pytest.mark.parametrize("profile", ["paper", "reference-code"])
 @pytest.mark.parametrize("reset", ["soft", "hard"])
 @pytest.mark.parametrize("net,sequence", [("conv", True), ("conv", False), ("mlp", False)])
-def test_float64_record_equals_reference(profile: str, reset: str, net: str, sequence: bool) -> None:
+def test_float64_record_equals_reference(profile: str, reset: str, net: str, sequence: bool, fuse: str) -> None:
     config = (conv_net if net == "conv" else mlp_net)(profile, reset)
     rng = make_rng(7)
     params = init_params(config, rng)
     opt = init_opt_state(config, params)
-    backend = tess.get_backend("torch", dtype="float64")
+    backend = _fuse_backend(fuse, dtype="float64")
     for step in range(2):  # two optimiser steps: the second sees non-zero Adam moments
         x, y = _inputs(config, rng, sequence)
         masks = draw_dropout_masks(config, len(y), rng)
@@ -150,14 +159,14 @@ def test_predict_equals_reference() -> None:
     np.testing.assert_allclose(got, reference.predict(config, params, x), rtol=0, atol=CONT_ATOL)
 
 
-def test_max_pool_routes_to_first_maximum() -> None:
-    from tess.backends.torch import TorchKernels
+@pytest.mark.parametrize("fuse", ["none", "eager", "cpp"])
+def test_max_pool_routes_to_first_maximum(fuse: str) -> None:
     from tess_spec.ops import pool_backward
     from tess_spec.plan import network_plan
 
     cfg = TessConfig(network=NetworkConfig((4, 7, 7), 3, (BlockConfig("conv", 4, pool="max"),)))
     bp = network_plan(cfg).blocks[0]
-    K = TorchKernels("float64")
+    K = _fuse_backend(fuse, dtype="float64").kernels
     rng = np.random.default_rng(0)
     x = (rng.random((3, 4, 7, 7)) > 0.5).astype(np.float64)  # binary: ties everywhere
     g = rng.standard_normal((3, 4, 3, 3))
