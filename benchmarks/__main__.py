@@ -1,4 +1,4 @@
-"""``python -m benchmarks [memory] [throughput] [accuracy] [stream] [--quick] [--out DIR] [--threads N] [--device D]``."""
+"""``python -m benchmarks [memory] [throughput] [accuracy] [stream] [scaling] [--quick] [--out DIR] [--threads N] [--device D]``."""
 
 from __future__ import annotations
 
