@@ -50,6 +50,15 @@ def verdicts(results: dict[str, Any]) -> list[list[str]]:
     else:
         rows.append(["cupy TESS throughput ≥ torch CUDA (VGG-9, T=20, batch 16)", "not measured",
                      f"cupy: {_status(tc or None)}; torch: {_status(tt or None)}"])
+    ts = st.get("step-torch", {})
+    tm = ts.get("metrics", {}) if ts.get("status") == "ok" else {}
+    if tm.get("torch_best_over_cupy_time") is not None:
+        rows.append(["torch fused neuron step on CUDA vs the CuPy kernel (VGG-9 block 2, batch 16)", "measured",
+                     f"{tm['torch_best']}: {tm['torch_best_over_cupy_time']}× the CuPy kernel's time, "
+                     f"{tm.get('speedup_over_unfused', '—')}× faster than fuse=none"])
+    else:
+        rows.append(["torch fused neuron step on CUDA vs the CuPy kernel (VGG-9 block 2, batch 16)", "not measured",
+                     _status(ts or None)])
     mem = st.get("memory", {})
     m = mem.get("metrics", {}) if mem.get("status") == "ok" else {}
     if m:
@@ -131,6 +140,18 @@ def render_report(results: dict[str, Any], now: _dt.datetime | None = None) -> s
     lines.append("")
     lines.append(f"Bandwidth stage: {_status(bw or None)}")
     lines += [f"- {n}" for n in bw.get("notes", [])]
+
+    ts = st.get("step-torch") or {}
+    lines += ["", "## Fused neuron step: torch on CUDA vs the CuPy kernel", ""]
+    if ts.get("rows"):
+        lines += _table(["implementation", "device", "µs per step", "effective GB/s", "warm-up s", "compile s"],
+                        [[r["impl"], r["device"], r.get("us_per_step", "—"), r.get("gbps", "—"),
+                          r.get("warmup_s", "—"), "—" if r.get("compile_s") is None else r["compile_s"]]
+                         if "error" not in r else [r["impl"], r["device"], "error: " + r["error"], "—", "—", "—"]
+                         for r in ts["rows"]])
+        lines.append("")
+    lines.append(f"Step stage: {_status(ts or None)}")
+    lines += [f"- {n}" for n in ts.get("notes", [])]
 
     lines += ["", "## Stages", ""]
     lines += _table(["stage", "status", "seconds"],

@@ -8,6 +8,7 @@ in one cannot take the others down, and each starts with a clean GPU)::
     throughput-{cupy,torch,jax}    TESS training samples/s, VGG-9, 2×32×32, T=20, batch 16
     memory                    peak GPU memory, TESS vs BPTT, T = 20 and 100
     bandwidth                 the fused block kernel's achieved DRAM bandwidth vs the device peak
+    step-torch                the torch backend's neuron step on CUDA (fuse none/eager/compile) vs the CuPy kernel
 
 Every stage has a budget; the orchestrator kills it at its budget and records
 a timeout, and never starts a stage past the global deadline, so the whole run
@@ -55,14 +56,15 @@ def plan_stages(out: Path, python: str, dry_run: bool, scale: float = 1.0) -> li
         return Stage(name, argv, budget * scale, needs)
 
     stages = [stage("env", 25)]
-    for b, budget in (("cupy", 70), ("torch", 70), ("jax", 70)):
+    for b, budget in (("cupy", 65), ("torch", 65), ("jax", 65)):
         argv = (python, "-m", "tess.conformance", "--backend", b, "--device", "cuda", "--profile", "ci",
                 "--report", str(out / f"conformance-{b}.md"))
         stages.append(Stage(f"conformance-{b}", argv, budget * scale, needs=f"{b}_cuda", kind="command"))
     for b, budget in (("cupy", 40), ("torch", 40), ("jax", 55)):
         stages.append(stage(f"throughput-{b}", budget, "--backend", b))
-    stages.append(stage("memory", 55))
-    stages.append(stage("bandwidth", 20))
+    stages.append(stage("memory", 50))
+    stages.append(stage("bandwidth", 15))
+    stages.append(stage("step-torch", 30))
     return stages
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import sys
 import time
@@ -387,11 +388,159 @@ def stage_bandwidth(args: argparse.Namespace) -> dict[str, Any]:
                                   "best_fraction_of_peak": round(best, 3)}, rows=rows, notes=notes)
 
 
+def _step_setting(dry_run: bool) -> tuple[Any, int, int, str]:
+    """(config, block index, batch, device) of the torch-step stage: VGG-9's block 2 (128×32×32
+    neurons, 64×32×32 inputs) at batch 16 on CUDA; a 1/16-width VGG-9 at batch 2 on the CPU (dry run)."""
+    if dry_run:
+        return _vgg9(2, 1 / 16), 1, 2, "cpu"
+    return _vgg9(20), 1, 16, "cuda"
+
+
+def stage_torch_step(args: argparse.Namespace) -> dict[str, Any]:
+    """The torch backend's neuron step on CUDA — ``fuse="none"`` (the engine's composition),
+    ``"eager"`` and ``"compile"`` (Triton) — against the CuPy backend's fused kernel, on VGG-9's
+    block 2 at batch 16 (float32, training step with h̃): µs per block step and the effective
+    bandwidth (the kernel's minimum traffic, :func:`tess.backends.cupy.codegen.bytes_moved`,
+    over the time).  A dry run times the CPU variants (``none``, ``eager``, ``cpp``) and the
+    CuPy CPU twin at a tiny size: the harness, not a GPU figure."""
+    import tess
+    from tess.backends.cupy import codegen
+    from tess.engine import BlockState
+    from tess_spec.plan import network_plan
+
+    st = {} if args.dry_run else cuda_status(("torch", "cupy"))
+    if not args.dry_run and not st.get("torch_cuda"):
+        return _result("skipped", "torch sees no CUDA device")
+    import torch
+
+    cfg, index, batch, device = _step_setting(args.dry_run)
+    plan = network_plan(cfg)
+    bp = plan.blocks[index]
+    neurons, inputs = (batch, *bp.neurons), (batch, *bp.input)
+    prog = codegen.neuron_step_program(codegen.StepSpec("float32", plan.lif.reset, bp.psi, plan.profile, traces=True,
+                                                         noncausal=True))
+    n_bytes = codegen.bytes_moved(prog, "float32", {"n_neurons": math.prod(neurons), "n_inputs": math.prod(inputs)})
+    reps = 3 if args.dry_run else 20
+    notes = [f"block {index + 1} of VGG-9 ({'x'.join(map(str, bp.neurons))} neurons, {'x'.join(map(str, bp.input))} "
+             f"inputs) at batch {batch}, float32, LIF + spike + psi + h + h~ + q; bytes = the minimum traffic "
+             f"({n_bytes / 1e6:.1f} MB: every array read once, every output written once), the same for every row",
+             f"time = the mean of {reps} back-to-back steps after 3 warm-up steps (compilation included in the "
+             "warm-up), host launch cost included"]
+    rows: list[dict[str, Any]] = []
+    t_start = time.perf_counter()
+
+    def add(row: dict[str, Any]) -> None:
+        rows.append(row)
+        path = getattr(args, "json", None)
+        if path:  # partial results survive a kill at the budget
+            with open(path, "w", encoding="utf-8") as fh:
+                json.dump(_result("partial", "incomplete", rows=rows, notes=notes), fh, indent=2, default=str)
+
+    gen = torch.Generator().manual_seed(0)
+    cur_h = (torch.rand(neurons, generator=gen) * 1.2).numpy()
+    x_h = (torch.rand(inputs, generator=gen) < 0.1).float().numpy()
+    fuses = ("none", "eager", "cpp") if args.dry_run else ("none", "eager", "compile")
+    for fuse in fuses:
+        if time.perf_counter() - t_start > args.budget * 0.75:
+            notes.append(f"stopped before fuse={fuse}: time budget")
+            break
+        try:
+            be = tess.get_backend("torch", dtype="float32", device=device, fuse=fuse)
+        except Exception as exc:
+            add({"impl": f"torch fuse={fuse}", "device": device, "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        K, dev = be.kernels, torch.device(device)
+        cur = K.to_layout(torch.as_tensor(cur_h, device=dev)) if fuse != "none" else torch.as_tensor(cur_h, device=dev)
+        x = torch.as_tensor(x_h, device=dev)
+        s = BlockState(*(K.zeros(neurons) for _ in range(2)), K.zeros(inputs), K.zeros(neurons))
+
+        def step() -> None:
+            nonlocal s
+            with torch.no_grad():
+                s = K.neuron_step(plan, bp, s, cur, x, None, noncausal=True).state
+
+        try:
+            t0 = time.perf_counter()
+            for _ in range(3):
+                step()
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            warm = time.perf_counter() - t0
+            if dev.type == "cuda":
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                for _ in range(reps):
+                    step()
+                end.record()
+                end.synchronize()
+                us = start.elapsed_time(end) * 1e3 / reps
+            else:
+                t0 = time.perf_counter()
+                for _ in range(reps):
+                    step()
+                us = (time.perf_counter() - t0) * 1e6 / reps
+        except Exception as exc:  # e.g. Triton missing or failing to compile: reported, the others still run
+            add({"impl": f"torch fuse={fuse}", "device": device, "error": f"{type(exc).__name__}: {exc}"[:300]})
+            continue
+        add({"impl": f"torch fuse={fuse}", "device": device, "us_per_step": round(us, 1),
+             "gbps": round(n_bytes / (us * 1e-6) / 1e9, 1), "warmup_s": round(warm, 3),
+             "compile_s": None if be.compile_seconds is None else round(be.compile_seconds, 3)})
+    cupy_name = "tess.backends.cupy.twin:Backend" if args.dry_run else "cupy"
+    if args.dry_run or st.get("cupy_cuda"):
+        try:
+            cb = tess.get_backend(cupy_name, dtype="float32", device=device)
+            CK = cb.kernels
+            xp = CK.xp
+            cur_c = xp.ascontiguousarray(xp.asarray(cur_h).transpose(0, 2, 3, 1))
+            x_c = xp.ascontiguousarray(xp.asarray(x_h).transpose(0, 2, 3, 1))
+            ln, li = (batch, *CK.layout_shape(bp.neurons)), (batch, *CK.layout_shape(bp.input))
+            cs = BlockState(CK.zeros(ln), CK.zeros(ln), CK.zeros(li), CK.zeros(ln))
+            for _ in range(3):
+                cs = CK.neuron_step(plan, bp, cs, cur_c, x_c, None, noncausal=True).state
+            if args.dry_run:
+                t0 = time.perf_counter()
+                for _ in range(reps):
+                    cs = CK.neuron_step(plan, bp, cs, cur_c, x_c, None, noncausal=True).state
+                us = (time.perf_counter() - t0) * 1e6 / reps
+            else:
+                import cupy
+
+                start, end = cupy.cuda.Event(), cupy.cuda.Event()
+                start.record()
+                for _ in range(reps):
+                    cs = CK.neuron_step(plan, bp, cs, cur_c, x_c, None, noncausal=True).state
+                end.record()
+                end.synchronize()
+                us = cupy.cuda.get_elapsed_time(start, end) * 1e3 / reps
+            add({"impl": "cupy CPU twin (dry run)" if args.dry_run else "cupy (generated kernel)", "device": device,
+                 "us_per_step": round(us, 1), "gbps": round(n_bytes / (us * 1e-6) / 1e9, 1)})
+        except Exception as exc:
+            add({"impl": "cupy", "device": device, "error": f"{type(exc).__name__}: {exc}"[:300]})
+    else:
+        notes.append("cupy sees no CUDA device: no CuPy row")
+    timed = {r["impl"]: r["us_per_step"] for r in rows if "us_per_step" in r}
+    metrics: dict[str, Any] = {"bytes": n_bytes}
+    torch_best = min((v, k) for k, v in timed.items() if k.startswith("torch") and k != "torch fuse=none") \
+        if any(k.startswith("torch") and k != "torch fuse=none" for k in timed) else None
+    if torch_best:
+        metrics["torch_best"] = torch_best[1]
+        if "torch fuse=none" in timed:
+            metrics["speedup_over_unfused"] = round(timed["torch fuse=none"] / torch_best[0], 2)
+        cupy_us = next((v for k, v in timed.items() if k.startswith("cupy")), None)
+        if cupy_us:
+            metrics["torch_best_over_cupy_time"] = round(torch_best[0] / cupy_us, 2)
+    if args.dry_run:
+        return _result("skipped", "dry run: the torch CUDA step needs a CUDA device (CPU variants timed instead)",
+                       metrics=metrics, rows=rows, notes=notes)
+    return _result("ok", metrics=metrics, rows=rows, notes=notes)
+
+
 STAGES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "env": stage_env,
     "throughput": stage_throughput,
     "memory": stage_memory,
     "bandwidth": stage_bandwidth,
+    "step": stage_torch_step,
 }
 """Stage name → function (each returns the JSON-able result dict)."""
 

@@ -35,13 +35,14 @@ def test_dry_run_writes_complete_report(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     stages = results["stages"]
     assert list(stages) == ["env", "conformance-cupy", "conformance-torch", "conformance-jax", "throughput-cupy",
-                            "throughput-torch", "throughput-jax", "memory", "bandwidth"]
+                            "throughput-torch", "throughput-jax", "memory", "bandwidth", "step-torch"]
     for heading in ("# GPU check report", "## Summary", "## Environment", "## Conformance",
-                    "## Training throughput", "## Peak GPU memory", "## Fused block kernel", "## Stages"):
+                    "## Training throughput", "## Peak GPU memory", "## Fused block kernel", "## Fused neuron step",
+                    "## Stages"):
         assert heading in report
     assert "DRY RUN" in report
     for name in ("conformance-cupy", "conformance-torch", "conformance-jax", "throughput-torch",
-                 "throughput-jax", "memory", "bandwidth"):
+                 "throughput-jax", "memory", "bandwidth", "step-torch"):
         assert stages[name]["status"] == "skipped" and stages[name]["reason"].startswith("dry run"), name
     assert "--backend jax --device cuda --profile ci --report" in stages["conformance-jax"]["command"]
     # the harness itself ran on CPU with the CuPy backend's twin
@@ -51,6 +52,10 @@ def test_dry_run_writes_complete_report(tmp_path):
     assert stages["env"]["status"] == "ok" and stages["env"]["metrics"]["tess_spec"]
     bw_rows = stages["bandwidth"]["rows"]
     assert {r["dtype"] for r in bw_rows} == {"float32", "float64"} and all(r["bytes"] > 0 for r in bw_rows)
+    step_rows = {r["impl"]: r for r in stages["step-torch"]["rows"]}  # the torch-step harness, on CPU
+    assert {"torch fuse=none", "torch fuse=eager", "cupy CPU twin (dry run)"} <= set(step_rows)
+    assert "error" not in step_rows["torch fuse=eager"]
+    assert all(r["us_per_step"] > 0 for r in step_rows.values() if "error" not in r)
     assert "not measured" in report  # no verdict is invented without a measurement
 
 
