@@ -26,6 +26,7 @@ All keep the closed-form updates and O(neurons) state: nothing here depends on T
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from typing import Any, Callable
@@ -101,15 +102,22 @@ def like(t: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
 def step_functional(c: StepConsts, u: torch.Tensor, o: torch.Tensor, cur: torch.Tensor, h: Any, q: Any, x: Any,
                     mask: Any) -> Step:
     """The neuron step as a pure function: the expressions of :meth:`tess.engine.Kernels.neuron_step`."""
-    un = c.leak * (u - c.amount * o) + cur if c.soft else c.leak * u * (1 - o) + cur
-    on = (un > c.theta).to(un.dtype)
+    return _step_math(c.soft, c.psi, c.traces, c.noncausal, c.paper, u, o, cur, h, q, x, mask, c.leak, c.theta,
+                      c.amount, c.lambda_post, c.lambda_pre)
+
+
+def _step_math(soft: bool, psi_name: str, traces: bool, noncausal: bool, paper: bool, u: torch.Tensor,
+               o: torch.Tensor, cur: torch.Tensor, h: Any, q: Any, x: Any, mask: Any, leak: float, theta: float,
+               amount: float, lambda_post: float, lambda_pre: float) -> Step:
+    un = leak * (u - amount * o) + cur if soft else leak * u * (1 - o) + cur
+    on = (un > theta).to(un.dtype)
     dropped = on if mask is None else on * mask
-    if not c.traces:
+    if not traces:
         return un, on, None, None, None, None, dropped
-    a = torch.abs(un - c.theta)
-    psi = 0.3 * torch.clamp(1 - a, min=0) if c.psi == "triangle" else 1 / (100 * a + 1) ** 2
-    ht = (c.lambda_post * h if c.paper else h) if c.noncausal else None
-    return un, on, c.lambda_post * h + psi, c.lambda_pre * q + x, psi, ht, dropped
+    a = torch.abs(un - theta)
+    psi = 0.3 * torch.clamp(1 - a, min=0) if psi_name == "triangle" else 1 / (100 * a + 1) ** 2
+    ht = (lambda_post * h if paper else h) if noncausal else None
+    return un, on, lambda_post * h + psi, lambda_pre * q + x, psi, ht, dropped
 
 
 def modulate_functional(g: torch.Tensor, mask: Any, psi: torch.Tensor, ht: Any) -> tuple[Any, Any, Any]:
@@ -312,63 +320,83 @@ def _i64(values: Any) -> Any:
 
 class CompiledOps:
     """:func:`torch.compile` of :func:`step_functional`, :func:`modulate_functional`, max pooling and
-    :func:`max_pool_vjp_functional` (static shapes: one graph per block shape; inductor's C++
-    on the CPU, Triton on CUDA).
+    :func:`max_pool_vjp_functional` (inductor's C++ on the CPU, Triton on CUDA).
 
-    Compilation happens at a shape's first call; its wall time is added to
-    :attr:`compile_seconds`.  Dynamo's recompile limit is raised so that every block of a
-    network gets its own graph (process-wide: ``torch._dynamo.config``)."""
+    One graph per structure (reset, ψ, which traces, dropout or not) and tensor rank, with
+    dynamic shapes and the float constants (γ, θ, λ, ...) as graph inputs, so a network's
+    blocks share their graphs.  Compilation happens at a new signature's first call; its wall
+    time is added to :attr:`compile_seconds`.  Should compiling fail (no compiler, Dynamo's
+    recompile limit, an inductor error), that structure falls back to running the same
+    functional form eagerly, with a warning: the result is the same arithmetic.  Dynamo's
+    recompile limits are raised process-wide (``torch._dynamo.config``)."""
 
     name = "compile"
 
-    def __init__(self, *, recompile_limit: int = 256) -> None:
+    def __init__(self, *, recompile_limit: int = 512) -> None:
         import torch._dynamo
 
         cfg = torch._dynamo.config
-        for key in ("recompile_limit", "cache_size_limit"):
+        for key in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit", "accumulated_cache_size_limit"):
             if hasattr(cfg, key):
                 setattr(cfg, key, max(int(getattr(cfg, key)), recompile_limit))
         self.compile_seconds = 0.0
         self._fns: dict[Any, Callable[..., Any]] = {}
         self._seen: set[Any] = set()
+        self.failed: dict[Any, str] = {}
+        """Structures whose compilation failed, with the reason (they run eagerly)."""
 
     def _call(self, key: Any, make: Callable[[], Callable[..., Any]], sig: Any, *args: Any) -> Any:
+        if key in self.failed:
+            return make()(*args)
         fn = self._fns.get(key)
         if fn is None:
-            fn = self._fns[key] = torch.compile(make(), dynamic=False, fullgraph=True)
+            fn = self._fns[key] = torch.compile(make(), dynamic=True, fullgraph=True)
         if sig in self._seen:
             return fn(*args)
         t0 = time.perf_counter()
-        out = fn(*args)
-        self.compile_seconds += time.perf_counter() - t0
+        try:
+            out = fn(*args)
+        except Exception as exc:  # compiling failed: the same function, eagerly
+            self.failed[key] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+            log.warning("torch.compile failed for %s (%s); running it eagerly", key, self.failed[key])
+            return make()(*args)
+        finally:
+            self.compile_seconds += time.perf_counter() - t0
         self._seen.add(sig)
         return out
 
     @staticmethod
     def _sig(*ts: Any) -> tuple[Any, ...]:
-        return tuple(None if t is None else (tuple(t.shape), t.stride(), t.dtype, t.device) for t in ts)
+        return tuple(None if t is None else (t.dim(), t.is_contiguous(), t.dtype, t.device) for t in ts)
 
     def neuron_step(self, c: StepConsts, u: torch.Tensor, o: torch.Tensor, cur: torch.Tensor, h: Any, q: Any,
                     x: Any, mask: Any) -> Step:
         """The compiled :func:`step_functional` (new tensors; the state is not updated in place)."""
-        def make() -> Callable[..., Any]:
-            return lambda u, o, cur, h, q, x, mask: step_functional(c, u, o, cur, h, q, x, mask)
+        flags = (c.soft, c.psi, c.traces, c.noncausal, c.paper)
 
-        return self._call(("step", c), make, ("step", c, self._sig(u, o, cur, h, q, x, mask)), u, o, cur, h, q, x,
-                          mask)
+        def make() -> Callable[..., Any]:
+            return functools.partial(_step_math, *flags)
+
+        args = (u, o, cur, h, q, x, mask, c.leak, c.theta, c.amount, c.lambda_post, c.lambda_pre)
+        return self._call(("step", flags, mask is None), make, ("step", flags, self._sig(u, o, cur, h, q, x, mask)),
+                          *args)
 
     def modulate(self, g: torch.Tensor, mask: Any, psi: torch.Tensor, ht: Any) -> tuple[Any, Any, Any]:
         """The compiled :func:`modulate_functional` (its ``m`` is ``g`` itself without a mask)."""
         if mask is None and ht is None:
             return g, g * psi, None  # one product: nothing to fuse
-        return self._call("modulate", lambda: modulate_functional, ("mod", self._sig(g, mask, psi, ht)),
-                          g, mask, psi, ht)
+        return self._call(("modulate", mask is None, ht is None), lambda: modulate_functional,
+                          ("mod", self._sig(g, mask, psi, ht)), g, mask, psi, ht)
 
     def max_pool(self, x: torch.Tensor, p: int) -> tuple[torch.Tensor, None]:
         """The compiled ``max_pool2d`` (no indices)."""
-        return self._call(("pool", p), lambda: lambda x: F.max_pool2d(x, p, p), ("pool", p, self._sig(x)), x), None
+        return self._call(("pool", p), lambda: functools.partial(_max_pool, p=p), ("pool", p, self._sig(x)), x), None
 
     def max_pool_vjp(self, g: torch.Tensor, x: torch.Tensor, p: int, aux: Any) -> torch.Tensor:
         """The compiled :func:`max_pool_vjp_functional`."""
-        return self._call(("pool_vjp", p), lambda: lambda g, x: max_pool_vjp_functional(g, x, p),
+        return self._call(("pool_vjp", p), lambda: functools.partial(max_pool_vjp_functional, p=p),
                           ("pool_vjp", p, self._sig(g, x)), g, x)
+
+
+def _max_pool(x: torch.Tensor, p: int) -> torch.Tensor:
+    return F.max_pool2d(x, p, p)

@@ -335,7 +335,7 @@ def test_the_library_is_built_once_and_cached(monkeypatch, tmp_path) -> None:
     assert native.load().path == lib.path  # a new process finds the cached build by its hash
 
 
-def test_compiled_ops_count_compile_time_once_per_shape(monkeypatch) -> None:
+def test_compiled_ops_compile_once_per_structure_and_rank(monkeypatch) -> None:
     """The bookkeeping of CompiledOps, with torch.compile replaced by the identity (the real
     compiler takes about a minute to warm up on a CPU: the conformance runner exercises it)."""
     monkeypatch.setattr(torch, "compile", lambda fn, **kw: fn)
@@ -344,12 +344,34 @@ def test_compiled_ops_count_compile_time_once_per_shape(monkeypatch) -> None:
     t = torch.rand(2, 3, 4, 4)
     ops.neuron_step(c, t, t, t, t, t, t, None)
     n = len(ops._seen)
-    ops.neuron_step(c, t, t, t, t, t, t, None)
-    assert len(ops._seen) == n and ops.compile_seconds >= 0
-    ops.neuron_step(c, torch.rand(2, 3, 2, 2), *(torch.rand(2, 3, 2, 2) for _ in range(5)), None)
+    ops.neuron_step(c, *(torch.rand(2, 3, 2, 2) for _ in range(6)), None)  # another shape: dynamic, no new graph
+    ops.neuron_step(fused.StepConsts(0.7, 1.1, 1.0, 0.3, 0.4, True, "triangle", True, False, True),
+                    t, t, t, t, t, t, None)  # other constants: graph inputs, no new graph
+    assert len(ops._seen) == n and ops.compile_seconds >= 0 and len(ops._fns) == 1
+    ops.neuron_step(c, *(torch.rand(5, 7) for _ in range(6)), None)  # another rank: a new signature
     assert len(ops._seen) == n + 1
     g, x = torch.rand(2, 3, 2, 2), (torch.rand(2, 3, 4, 4) > 0.5).float()
     assert torch.equal(ops.max_pool_vjp(g, x, 2, None), fused.max_pool_vjp_functional(g, x, 2))
+
+
+def test_a_failed_compile_runs_the_same_function_eagerly(monkeypatch, caplog) -> None:
+    def broken(fn, **kw):
+        def run(*a, **k):
+            raise RuntimeError("inductor: no compiler")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken)
+    ops = fused.CompiledOps()
+    c = fused.StepConsts(0.5, 0.6, 0.6, 0.2, 0.5, False, "fast_sigmoid", True, True, False)
+    u, o, cur, h, mask = _arrays((2, 3, 4, 4), torch.contiguous_format, torch.float64, 4)
+    q, x = torch.rand(2, 3, 4, 4, dtype=torch.float64), torch.rand(2, 3, 4, 4, dtype=torch.float64)
+    with caplog.at_level("WARNING"):
+        got = ops.neuron_step(c, u, o, cur, h, q, x, mask)
+    assert "running it eagerly" in caplog.text and any("no compiler" in v for v in ops.failed.values())
+    for a, b in zip(fused.step_functional(c, u, o, cur, h, q, x, mask), got):
+        assert torch.equal(a, b)
+    assert all(torch.equal(a, b) for a, b in zip(fused.step_functional(c, u, o, cur, h, q, x, mask),
+                                                 ops.neuron_step(c, u, o, cur, h, q, x, mask)))
 
 
 def test_block_state_fields_survive_the_fused_step() -> None:
