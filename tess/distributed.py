@@ -21,7 +21,7 @@ Two engines carry it (:data:`SUPPORTED`), each in its backend's ``parallel`` mod
 * ``jax``: one process, the batch sharded over N of ``jax.devices()`` by ``shard_map``.
 
 The split (:func:`shard_bounds`): rank r of N takes the contiguous rows
-``[r·⌊n/N⌋ + min(r, n mod N), …)`` — sizes differ by at most one, so a global batch that N
+``[r·floor(n/N) + min(r, n mod N), …)`` — sizes differ by at most one, so a global batch that N
 does not divide is split unevenly and the result is still exact (every sum is a sum of
 per-sample terms, and the means divide by the global n).  A last batch of an epoch
 with fewer samples than workers leaves some workers without a sample: they run one
