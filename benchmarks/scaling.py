@@ -61,8 +61,10 @@ def worker(spec: dict[str, Any], out_path: str) -> None:
 
     import tess
     from tess.backends.torch.parallel import DataParallelTorchBackend, init_process_group
+    from tess.distributed import die_with_launcher
     from tess_spec import draw_dropout_masks, init_opt_state, init_params, make_rng
 
+    die_with_launcher()
     torch.set_num_threads(1)
     init_process_group("cpu", 600.0)
     rank = dist.get_rank()

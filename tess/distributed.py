@@ -66,6 +66,7 @@ __all__ = [
     "LAUNCHED_ENV",
     "SUMMARY_ENV",
     "TIMEOUT_ENV",
+    "PARENT_ENV",
     "Shard",
     "WorkerEnv",
     "ParallelRun",
@@ -76,6 +77,7 @@ __all__ = [
     "worker_environment",
     "free_port",
     "launch",
+    "die_with_launcher",
     "data_fingerprint",
     "parallel_run",
 ]
@@ -102,6 +104,8 @@ SUMMARY_ENV = "TESS_DIST_SUMMARY"
 """In rank 0 of a ``tess train --nproc`` run: the file its run summary is written to, for the launcher."""
 TIMEOUT_ENV = "TESS_DIST_TIMEOUT"
 """Environment variable overriding :data:`DEFAULT_TIMEOUT` (seconds > 0)."""
+PARENT_ENV = "TESS_DIST_PARENT"
+"""In the workers :func:`launch` starts: the launcher's pid (see :func:`die_with_launcher`)."""
 
 
 # -- the split ------------------------------------------------------------------------
@@ -231,14 +235,21 @@ def worker_environment(rank: int, world: int, port: int, host: str = "127.0.0.1"
 
 
 # -- the launcher ------------------------------------------------------------------------
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Ask Linux to SIGTERM this child when the launcher dies (so no worker outlives it)."""
+def die_with_launcher() -> None:
+    """In a worker started by :func:`launch`: have Linux send this process SIGTERM when the
+    launcher dies (``prctl(PR_SET_PDEATHSIG)``), so no worker outlives it; exit at once if it
+    is gone already.  Does nothing in other processes or where ``prctl`` is unavailable."""
+    parent = os.environ.get(PARENT_ENV)
+    if os.environ.get(LAUNCHED_ENV) != "1" or not parent or not sys.platform.startswith("linux"):
+        return
     try:
         import ctypes
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    except (OSError, AttributeError):  # pragma: no cover - no libc.so.6
+        return
+    if str(os.getppid()) != parent:  # the launcher died before the request took effect
+        raise WorkerError(f"the launcher (pid {parent}) of this worker has exited; stopping")
 
 
 def _status(code: int | None) -> str:
@@ -278,8 +289,8 @@ def launch(command: Sequence[str], nproc: int, *, env: Mapping[str, str] | None 
     Each gets :func:`worker_environment` (a free rendezvous port on 127.0.0.1) on top of
     ``env`` (default ``os.environ``) and ``rank_env[rank]``; with ``quiet`` the stdout of
     ranks other than 0 is discarded (stderr is kept).  Workers run in their own session
-    (a Ctrl-C reaches the launcher, which stops them) and are sent SIGTERM if the
-    launcher dies.
+    (a Ctrl-C reaches the launcher, which stops them); a worker that calls
+    :func:`die_with_launcher` (``tess train`` does) is sent SIGTERM if the launcher dies.
 
     The first worker to fail (a non-zero exit status or a signal; a worker killed by a
     signal is named before one that stopped with an error in the same instant) makes the
@@ -298,8 +309,7 @@ def launch(command: Sequence[str], nproc: int, *, env: Mapping[str, str] | None 
         for rank in range(nproc):
             wenv = {**base, **worker_environment(rank, nproc, port), **dict((rank_env or {}).get(rank, {}))}
             procs.append(subprocess.Popen(
-                list(command), env=wenv, cwd=cwd, start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                list(command), env={**wenv, PARENT_ENV: str(os.getpid())}, cwd=cwd, start_new_session=True,
                 stdout=subprocess.DEVNULL if quiet and rank else None))
         log.info("launched %d workers (pids %s), rendezvous 127.0.0.1:%d", nproc, [p.pid for p in procs], port)
         first_done: float | None = None
@@ -402,7 +412,10 @@ class ParallelRun:
         return self.trainer
 
     def prepare_worker(self, args: argparse.Namespace) -> None:
-        """In a worker other than rank 0: no progress bars, stdout discarded (rank 0 reports)."""
+        """In a worker: SIGTERM when the launcher dies (:func:`die_with_launcher`); other than
+        rank 0, no progress bars and stdout discarded (rank 0 reports)."""
+        if self.worker is not None:
+            die_with_launcher()
         if self.worker is not None and self.worker.rank != 0:
             args.no_progress = True
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of this worker process

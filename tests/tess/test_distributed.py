@@ -49,25 +49,29 @@ def test_shard_bounds_split_evenly_in_rank_order() -> None:
             assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
 @pytest.mark.parametrize("world", [2, 3, 8])
-def test_shard_sums_equal_the_global_batch(world: int) -> None:
+def test_shard_sums_equal_the_global_batch(world: int, backend: str) -> None:
     """The engine on each shard (means over the global n; empty shards one zero-weight row),
     summed over the shards, gives the global batch's gradients and totals (7 samples: 3
-    and 8 workers split unevenly, 8 leaves a worker without a sample)."""
+    and 8 workers split unevenly, 8 leaves a worker without a sample) — on the kernels of
+    the backend (torch: the default, fused ones) in this process."""
+    if backend == "torch":
+        pytest.importorskip("torch")
+    from tess.engine import params_from_flat
+
     cfg = mlp_digits(T=3).replace(**{"network.blocks.0.features": 16, "network.blocks.1.features": 8,
                                      "network.blocks.0.dropout": 0.3, "network.blocks.0.weight_std": True,
                                      "network.blocks.1.bias": True, "train.dtype": "float64"})
-    be = tess.get_backend("numpy", dtype="float64")
+    be = tess.get_backend(backend, dtype="float64")
     plan, K = be.plan(cfg), be.kernels
     rng = make_rng(1)
     params = init_params(cfg, rng)
     x = rng.random((7, 64))
     y = rng.integers(0, 10, 7)
     masks = draw_dropout_masks(cfg, 7, rng, "float64")
-    from tess.engine import params_from_flat
-
-    P = params_from_flat(plan, params)
-    M = be.moments(plan, init_opt_state(cfg, params))
+    P = params_from_flat(plan, be.params_from_numpy(params))
+    M = be.moments(plan, be.opt_state_from_numpy(init_opt_state(cfg, params)))
 
     def run(xb, yb, mb, weights=None, n=None):
         seen = {}
@@ -76,18 +80,19 @@ def test_shard_sums_equal_the_global_batch(world: int) -> None:
             seen["g"], seen["t"] = g, t
             return g, t
 
-        train_batch(K, plan, P, M, xb, yb, mb, lr=1e-3, corrections=(0.1, 0.001), lsg=be.lsg(cfg),
-                    weights=weights, n=n, reduce=capture)
-        return seen["g"], seen["t"]
+        train_batch(K, plan, P, M, be.asarray(xb), K.labels(yb), [None if m is None else be.asarray(m) for m in mb],
+                    lr=1e-3, corrections=(0.1, 0.001), lsg=be.lsg(cfg),
+                    weights=None if weights is None else be.asarray(weights), n=n, reduce=capture)
+        return tree_map(be.to_numpy, seen["g"]), tuple(float(be.to_numpy(v)) for v in seen["t"])
 
     g1, t1 = run(x, y, masks)
-    parts = [run(s.x, s.y, s.masks, s.weights, s.n) for s in (shard_batch(x, y, masks, r, world)
-                                                               for r in range(world))]
+    shards = [shard_batch(x, y, masks, r, world) for r in range(world)]
+    assert sum(s.rows for s in shards) == 7 and (world < 8 or shards[-1].weights is not None)
+    parts = [run(s.x, s.y, s.masks, s.weights, s.n) for s in shards]
     g = tree_map(lambda *a: sum(a[1:], a[0]), *[p[0] for p in parts])
-    assert sum(shard_batch(x, y, masks, r, world).rows for r in range(world)) == 7
     tree_map(lambda a, b: np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-15 * np.abs(a).max()), g1, g)
-    assert abs(sum(float(p[1].loss_sum) for p in parts) - float(t1.loss_sum)) < 1e-12 * abs(float(t1.loss_sum))
-    assert sum(float(p[1].n_correct) for p in parts) == float(t1.n_correct)
+    assert abs(sum(p[1][0] for p in parts) - t1[0]) < 1e-12 * abs(t1[0])
+    assert sum(p[1][1] for p in parts) == t1[1]
 
 
 # -- bad input: refused before any worker starts ---------------------------------------
