@@ -263,20 +263,24 @@ def _status(code: int | None) -> str:
     return f"exit status {code}"
 
 
-def _stop(procs: Sequence[subprocess.Popen], grace: float) -> None:
-    """SIGTERM every running process, SIGKILL those still running after ``grace`` seconds; reap all."""
+def _stop(procs: Sequence[subprocess.Popen], grace: float) -> set[int]:
+    """SIGTERM every running process, SIGKILL those still running after ``grace`` seconds; reap
+    all.  Returns the indices of those that had to be killed (a stopped or hung process)."""
     for p in procs:
         if p.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 p.terminate()
     deadline = time.monotonic() + grace
-    for p in procs:
+    forced = set()
+    for i, p in enumerate(procs):
         try:
             p.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 p.kill()
             p.wait()
+            forced.add(i)
+    return forced
 
 
 def launch(command: Sequence[str], nproc: int, *, env: Mapping[str, str] | None = None,
@@ -318,8 +322,11 @@ def launch(command: Sequence[str], nproc: int, *, env: Mapping[str, str] | None 
             failed = [r for r, c in enumerate(codes) if c not in (None, 0)]
             if failed:
                 culprit = min(failed, key=lambda r: (codes[r] >= 0, r))  # signals first, then the lowest rank
-                _stop(procs, grace)
-                others = ", ".join(f"rank {r}: {_status(p.returncode)}" for r, p in enumerate(procs) if r != culprit)
+                forced = _stop(procs, grace)
+                others = ", ".join(
+                    f"rank {r}: " + (f"did not stop within {grace:g} s of SIGTERM (hung or stopped?) and was killed"
+                                     if r in forced else _status(p.returncode))
+                    for r, p in enumerate(procs) if r != culprit)
                 raise WorkerError(
                     f"worker rank {culprit} of {nproc} (pid {procs[culprit].pid}) failed: {_status(codes[culprit])}"
                     + (" (its error is printed above)" if codes[culprit] > 0 else "")
