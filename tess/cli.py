@@ -688,6 +688,7 @@ def _train(args: argparse.Namespace, cfg: TessConfig, outputs: dict[str, Path], 
         "seconds": seconds,
         "history": history,
     }
+    summary.update(getattr(backend, "run_summary", dict)())  # data-parallel: "workers" (torch: "replicas")
     acc = summary["test_accuracy"]
     print(f"done: test accuracy {100 * acc:.2f}% after {len(history)} epochs in {seconds:.1f}s"
           if acc is not None else f"done: {len(history)} epochs in {seconds:.1f}s")

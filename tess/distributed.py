@@ -361,8 +361,6 @@ class ParallelRun:
     backend: str
     workers: int
     worker: WorkerEnv | None = None
-    trainer: Any = None
-    """The backend :meth:`make_backend` built (``None`` before)."""
 
     @property
     def launcher(self) -> bool:
@@ -413,10 +411,8 @@ class ParallelRun:
             if device and device.startswith("cuda"):
                 opts["device"] = f"cuda:{self.worker.local_rank}"
             module.init_process_group(opts.get("device"), timeout_seconds())
-            self.trainer = module.make_backend(self.workers, **opts)
-        else:
-            self.trainer = module.make_backend(self.workers, **options)
-        return self.trainer
+            return module.make_backend(self.workers, **opts)
+        return module.make_backend(self.workers, **options)
 
     def prepare_worker(self, args: argparse.Namespace) -> None:
         """In a worker: SIGTERM when the launcher dies (:func:`die_with_launcher`); other than
@@ -452,15 +448,8 @@ class ParallelRun:
                 os.unlink(summary_path)
 
     def finish(self, summary: dict[str, Any]) -> None:
-        """After training: ``summary`` gets ``workers`` (and, from torch workers, ``replicas``:
-        ``"identical"`` once every rank's parameters are checked to be bit-for-bit rank 0's —
-        :class:`~tess.errors.WorkerError` if not); rank 0 hands it to the launcher; the
-        worker leaves the process group."""
-        summary["workers"] = self.workers
-        check = getattr(self.trainer, "check_replicas", None)
-        if check is not None:
-            check()
-            summary["replicas"] = "identical"
+        """After training: rank 0 hands its summary to the launcher; the worker leaves the
+        process group."""
         path = os.environ.get(SUMMARY_ENV)
         if self.worker is not None and self.worker.rank == 0 and path:
             from tess_spec.atomic import atomic_write

@@ -91,6 +91,10 @@ class DataParallelJaxBackend(JaxBackend):
         return {**super().info(), "workers": str(self.workers),
                 "mesh": ",".join(str(d) for d in self.mesh.devices.flat)}
 
+    def run_summary(self) -> dict[str, Any]:
+        """What ``tess train`` adds to its summary (``--json``): ``workers``, the number of devices."""
+        return {"workers": self.workers}
+
     # -- placement -----------------------------------------------------------------
     def asarray(self, a: np.ndarray) -> Any:
         """A JAX array of this backend's dtype holding ``a``, replicated on every device of the mesh."""

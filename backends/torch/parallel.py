@@ -151,6 +151,13 @@ class DataParallelTorchBackend(TorchBackend):
         self._last_params = out.params
         return out
 
+    def run_summary(self) -> dict[str, Any]:
+        """What ``tess train`` adds to its summary (``--json``): ``workers`` and ``replicas``
+        (``"identical"``, after :meth:`check_replicas`, which raises if not).  Collective:
+        every rank calls it."""
+        self.check_replicas()
+        return {"workers": self.workers, "replicas": "identical"}
+
     def check_replicas(self) -> None:
         """Check that every rank holds bit-for-bit the parameters of rank 0 after the last
         :meth:`train_batch` (a SHA-256 of each rank's parameters, gathered); raises

@@ -179,7 +179,9 @@ def test_two_gloo_workers_equal_one_worker(tmp_path: Path) -> None:
     assert par["replicas"] == "identical" and par["workers"] == 2
     _assert_same_model(_state(one), _state(two))
     _assert_same_history(ref["history"], par["history"])
-    _assert_same_history(ref["history"], json.loads((tmp_path / "two.json").read_text())["history"])
+    written = json.loads((tmp_path / "two.json").read_text())
+    assert written["workers"] == 2 and written["replicas"] == "identical" and "workers" not in ref
+    _assert_same_history(ref["history"], written["history"])
     lines = (tmp_path / "two.jsonl").read_text().splitlines()
     assert [json.loads(s)["epoch"] for s in lines] == [1, 2]  # rank 0 alone wrote them
     # --resume works with any N: 1 worker's epoch 1, then epoch 2 on 2 workers

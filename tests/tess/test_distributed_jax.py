@@ -86,7 +86,8 @@ def test_two_host_devices_equal_one_device(tmp_path: Path) -> None:
         assert a["train_accuracy"] == b["train_accuracy"] and a["test_accuracy"] == b["test_accuracy"]
         for k in ("train_loss", "test_loss"):
             assert abs(a[k] - b[k]) <= 1e-12 * abs(a[k])
-    assert out["cli"] == 0 and json.loads(summary.read_text())["epochs"] == 1
+    written = json.loads(summary.read_text())
+    assert out["cli"] == 0 and written["epochs"] == 1 and written["workers"] == 2
 
 
 def test_more_devices_than_jax_sees_is_a_clear_error() -> None:
