@@ -95,7 +95,7 @@ class DataParallelTorchBackend(TorchBackend):
         t0 = time.perf_counter()
         try:
             out = fn(*args, **kwargs)
-        except (RuntimeError, ValueError) as exc:  # torch.distributed.DistBackendError is a RuntimeError
+        except RuntimeError as exc:  # torch.distributed.DistBackendError (gloo, NCCL) is a RuntimeError
             raise WorkerError(
                 f"rank {self.rank} of {self.workers}: the {what} failed — another worker stopped or cannot be "
                 f"reached ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
