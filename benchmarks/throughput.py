@@ -28,13 +28,15 @@ is recorded.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from .common import RESULTS_DIR, VGG_WIDTH, batch_data, environment, markdown_table, network_config, write_json, write_markdown
+from .common import (RESULTS_DIR, VGG_WIDTH, batch_data, environment, markdown_table, network_config, provenance,
+                     write_json, write_markdown)
 
 NETS = {"vgg": 20, "mlp": 6}  # net → T
 
@@ -313,9 +315,7 @@ def markdown(payload: dict[str, Any], device: str = "cpu") -> str:
     lines.append(markdown_table(["net", "method", "backend", "samples/s", "GFLOP/s", "% of peak", "CPU s/batch",
                                  "% of peak (CPU)", "first batch (s)", "compile (s)"], table))
 
-    def cell(v: dict[str, float] | None) -> str | None:
-        return None if v is None else f"{v['median']:.2f} ({v['min']:.2f}–{v['max']:.2f})"
-
+    cell = _cell
     keys = ("torch_over_before", "torch_over_numpy", "jax_over_torch", "tess_torch_over_bptt")
     heads = ["TESS torch / before (fuse=none)", "TESS torch / numpy", "TESS jax / torch", "TESS torch / BPTT"]
     rat, rat_cpu = payload["ratios"], payload.get("ratios_cpu", {})
@@ -345,3 +345,89 @@ def _pct(v: float | None) -> str | None:
 def _peak(rows: list[dict[str, Any]] | None) -> str:
     vals = [r["peak_gflops"] for r in rows or [] if "peak_gflops" in r]
     return f"{vals[0]:.0f}" if vals else "—"
+
+
+SWEEP = (("vgg", 5), ("vgg", 20), ("vgg", 100), ("mlp", 6))
+"""``(net, T)`` of :func:`sweep`: the torch step before and after fusion at short and long T."""
+
+
+def sweep(out_dir: Path = RESULTS_DIR, *, rounds: int = 5, threads: int | None = None, log=print,
+          cases: tuple[tuple[str, int], ...] = SWEEP) -> dict[str, Any]:
+    """The torch TESS step (``fuse="auto"``, ``"eager"``) against the step before fusion
+    (``fuse="none"``) in interleaved rounds at every ``(net, T)`` of ``cases``; writes
+    ``throughput-sweep.json`` / ``.md`` (``python -m benchmarks.throughput sweep``)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    load_before = os.getloadavg()
+    rows_by: dict[str, list[dict[str, Any]]] = {}
+    for net, T in cases:
+        config = network_config(net, T)
+        x, y = batch_data(config)
+        n = rounds if net == "vgg" else 4 * rounds
+        rows = measure_interleaved([("tess", "torch", {"fuse": "none"}), ("tess", "torch", {}),
+                                    ("tess", "torch", {"fuse": "eager"})], config, x, y, n, peak=True)
+        rows_by[f"{net} T={T}"] = rows
+        for r in rows:
+            log(f"sweep {net} T={T:3d} {r['label']:18s}: " + (f"skipped ({r['skipped']})" if "skipped" in r else
+                f"{r['samples_per_s']:8.1f} samples/s, {r['gflops']:6.1f} GFLOP/s, CPU {r['steady_cpu_s']:.3f} s/batch"))
+    env = environment(threads)
+    env["loadavg_before"] = [round(v, 2) for v in load_before]
+    env["loadavg_after"] = [round(v, 2) for v in os.getloadavg()]
+    rat = {k: ratios(rows) for k, rows in rows_by.items()}
+    rat_cpu = {k: ratios(rows, "cpu_s") for k, rows in rows_by.items()}
+    payload = {"benchmark": "throughput-sweep", "cases": [list(c) for c in cases], "environment": env,
+               "results": rows_by, "ratios": rat, "ratios_cpu": rat_cpu}
+    write_json(out_dir, "throughput-sweep", payload)
+    table = []
+    for k, rows in rows_by.items():
+        by = {r["label"]: r for r in rows if "skipped" not in r}
+        for lab in ("torch[fuse=none]", "torch", "torch[fuse=eager]"):
+            r = by.get(lab)
+            if r is None:
+                continue
+            table.append([k, lab + (f" (auto: {r.get('fuse')})" if lab == "torch" else ""), r["samples_per_s"],
+                          r["steady_cpu_s"], r.get("gflops"), _pct(r.get("fraction_of_peak")),
+                          _pct(r.get("fraction_of_peak_cpu"))])
+    lines = [f"The torch TESS step against the step before fusion (`fuse=none`), float32, torch threads = "
+             f"{env.get('torch_threads')}, interleaved rounds ({rounds} per VGG case, {4 * rounds} for the MLP); "
+             f"load average before {env['loadavg_before']}, after {env['loadavg_after']}.\n",
+             markdown_table(["case", "backend", "samples/s", "CPU s/batch", "GFLOP/s", "% of peak", "% of peak (CPU)"],
+                            table),
+             "\nTESS torch (auto) / before (fuse=none), median over rounds (range):\n",
+             markdown_table(["case", "wall", "CPU"],
+                            [[k, _cell(rat[k]["torch_over_before"]), _cell(rat_cpu[k]["torch_over_before"])]
+                             for k in rows_by])]
+    command = provenance(env, sys.argv[1:]).replace("python -m benchmarks ", "python -m benchmarks.throughput ", 1)
+    write_markdown(out_dir, "throughput-sweep", "\n".join(lines) + command)
+    return payload
+
+
+def _cell(v: dict[str, float] | None) -> str | None:
+    return None if v is None else f"{v['median']:.2f} ({v['min']:.2f}–{v['max']:.2f})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.throughput sweep [--rounds N] [--threads N] [--out DIR]``."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.throughput", description=sweep.__doc__)
+    p.add_argument("what", choices=["sweep"])
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds per VGG case (×4 for the MLP) [5]")
+    p.add_argument("--threads", type=int, default=None, help="threads of every framework [their defaults]")
+    p.add_argument("--out", type=Path, default=RESULTS_DIR, help=f"output folder [{RESULTS_DIR}]")
+    args = p.parse_args(argv)
+    if args.threads:
+        from .__main__ import _pin_threads
+
+        _pin_threads(args.threads)
+    if args.threads is None or args.threads > 1:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    sweep(args.out, rounds=args.rounds, threads=args.threads, log=lambda s: print(s, flush=True))
+    print(f"wrote {args.out / 'throughput-sweep.json'} and {args.out / 'throughput-sweep.md'}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -248,14 +248,22 @@ void tess_step_f64(int f, i64 n, double* u, double* o, const double* cur, double
                    double* ps, double* ht, double leak, double theta, double amount, double lpost) {
     step<double>(f, n, u, o, cur, h, mk, dr, ps, ht, leak, theta, amount, lpost);
 }
-void tess_trace_f32(i64 rows, i64 len, float* q, i64 qs, const float* x, i64 xs, double l) { trace<float>(rows, len, q, qs, x, xs, l); }
-void tess_trace_f64(i64 rows, i64 len, double* q, i64 qs, const double* x, i64 xs, double l) { trace<double>(rows, len, q, qs, x, xs, l); }
+void tess_trace_f32(i64 rows, i64 len, float* q, i64 qs, const float* x, i64 xs, double l) {
+    trace<float>(rows, len, q, qs, x, xs, l);
+}
+void tess_trace_f64(i64 rows, i64 len, double* q, i64 qs, const double* x, i64 xs, double l) {
+    trace<double>(rows, len, q, qs, x, xs, l);
+}
 void tess_modulate_f32(int f, i64 n, const float* g, const float* mk, const float* ps, const float* htl, float* m,
                        float* mps, float* mh) { modulate<float>(f, n, g, mk, ps, htl, m, mps, mh); }
 void tess_modulate_f64(int f, i64 n, const double* g, const double* mk, const double* ps, const double* htl, double* m,
                        double* mps, double* mh) { modulate<double>(f, n, g, mk, ps, htl, m, mps, mh); }
-void tess_maxpool_f32(const i64* d, i64 p, const float* x, const i64* xs, float* out, const i64* os) { maxpool<float>(d, p, x, xs, out, os); }
-void tess_maxpool_f64(const i64* d, i64 p, const double* x, const i64* xs, double* out, const i64* os) { maxpool<double>(d, p, x, xs, out, os); }
+void tess_maxpool_f32(const i64* d, i64 p, const float* x, const i64* xs, float* out, const i64* os) {
+    maxpool<float>(d, p, x, xs, out, os);
+}
+void tess_maxpool_f64(const i64* d, i64 p, const double* x, const i64* xs, double* out, const i64* os) {
+    maxpool<double>(d, p, x, xs, out, os);
+}
 void tess_maxpool_vjp_f32(const i64* d, i64 p, const float* x, const i64* xs, const float* g, const i64* gs, float* out,
                           const i64* os) { maxpool_vjp<float>(d, p, x, xs, g, gs, out, os); }
 void tess_maxpool_vjp_f64(const i64* d, i64 p, const double* x, const i64* xs, const double* g, const i64* gs,
