@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--oracle", choices=("auto", "autodiff", "finite-differences"), default="auto",
                    help="oracle of the gradient properties: autodiff (torch autograd), finite-differences (NumPy), "
                         "or auto = autodiff when torch is importable; the report names the one used [auto]")
+    p.add_argument("--note", default=None,
+                   help="a remark for the report header, e.g. why --examples was lowered (shown in the support matrix)")
     p.add_argument("--skip-unavailable", action="store_true",
                    help="exit 0 with a message (instead of 2) when the backend's framework or device is missing")
     p.add_argument("-k", dest="select", default=None, help="only tests matching this pytest -k expression")
@@ -232,6 +234,7 @@ def write_report(path: Path, header: dict[str, Any], rows: list[dict[str, Any]])
         "",
         f"Command: `{header.get('command', '')}` on {header.get('machine', '?')}.",
         "",
+        *([f"Notes: {header['notes']}", ""] if header.get("notes") else []),
         "Versions: " + ", ".join(f"{k} {v}" for k, v in header["versions"].items()) + ".",
         "",
         "## Summary",
@@ -287,6 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TessError as exc:
         print(f"tess.conformance: cannot test backend {args.backend!r}: {exc}", file=sys.stderr)
         return 2
+    if args.note:
+        header["notes"] = args.note
     n = {o: sum(r["outcome"] == o for r in rows) for o in ("passed", "failed", "error", "skipped", "xfailed", "xpassed")}
     print(f"tess.conformance: backend {args.backend!r} ({header['dtype']}, {header['device']}, profile "
           f"{args.profile}, oracle: {header['oracle']}): {'PASS' if code == 0 else 'FAIL'} — "
