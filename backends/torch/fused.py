@@ -7,8 +7,10 @@ Each *ops* object implements the same four operations on torch tensors:
 * :meth:`~EagerOps.modulate` — ``m = mask ⊙ g``, ``m ⊙ ψ``, ``m ⊙ h̃``;
 * :meth:`~EagerOps.max_pool` / :meth:`~EagerOps.max_pool_vjp` — max pooling (window =
   stride = p, floor) and its VJP routing each window's gradient to the FIRST maximal
-  element (row-major), recomputed from the pooled input: no argmax indices are kept and
-  the VJP writes each element once (no zero fill, no scatter).
+  element (row-major).  ``cpp`` and ``compile`` recompute that element from the pooled
+  input: no argmax indices are kept and the VJP writes each element once (no zero fill,
+  no scatter); ``eager`` keeps torch's indices and backward kernel (on channels-last
+  tensors as fast as the forward).
 
 The implementations:
 
