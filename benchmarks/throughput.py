@@ -301,19 +301,20 @@ def markdown(payload: dict[str, Any], device: str = "cpu") -> str:
     table = []
     for net, rows in results.items():
         for r in rows:
-            name = r.get("label", r["backend"])
+            name = ("BPTT " if r["method"] == "bptt" else "TESS ") + r.get("label", r["backend"])
             if "skipped" in r:
-                table.append([net, r["method"], name, "skipped: " + r["skipped"].split(": ", 1)[-1][:48], *([None] * 6)])
+                table.append([net, name, "skipped: " + r["skipped"].split(": ", 1)[-1][:30] + "…", *([None] * 4)])
                 continue
             if r["method"] == "tess" and r["backend"] == "torch" and not r.get("options"):
                 name += f" (auto: {r.get('fuse')})"
-            table.append([net, r["method"], name, r["samples_per_s"], r.get("gflops"),
-                          _pct(r.get("fraction_of_peak")), r["steady_cpu_s"], _pct(r.get("fraction_of_peak_cpu")),
-                          r["first_batch_s"], r["compile_s"]])
+            peak = None if "fraction_of_peak" not in r else \
+                f"{_pct(r['fraction_of_peak'])} / {_pct(r.get('fraction_of_peak_cpu'))}"
+            table.append([net, name, r["samples_per_s"], r.get("gflops"), peak, r["first_batch_s"], r["compile_s"]])
     rounds = {net: max((r["n_batches"] for r in rows if "n_batches" in r), default=0) for net, rows in results.items()}
-    lines.append("Rounds: " + ", ".join(f"{net} {n}" for net, n in rounds.items()) + ".\n")
-    lines.append(markdown_table(["net", "method", "backend", "samples/s", "GFLOP/s", "% of peak", "CPU s/batch",
-                                 "% of peak (CPU)", "first batch (s)", "compile (s)"], table))
+    lines.append("Rounds: " + ", ".join(f"{net} {n}" for net, n in rounds.items()) + ". The JSON file also has "
+                 "every batch's wall and CPU time.\n")
+    lines.append(markdown_table(["net", "method and backend", "samples/s", "GFLOP/s", "% of peak (wall / CPU)",
+                                 "first batch (s)", "compile (s)"], table))
 
     cell = _cell
     keys = ("torch_over_before", "torch_over_numpy", "jax_over_torch", "tess_torch_over_bptt")

@@ -163,7 +163,8 @@ class FusedTorchKernels(TorchKernels):
     What changes against :class:`TorchKernels` (each a kernel substitution of the engine's
     protocol, the arithmetic unchanged): the neuron step (u, o, h, q updated in place, one
     pass each with ``"cpp"``), the modulation, max pooling without kept indices and its
-    first-max VJP written once per element, the average-pooling VJP as torch's backward
+    first-max VJP written once per element (``"cpp"``, ``"compile"``; ``"eager"`` keeps torch's
+    indices and backward kernel), the average-pooling VJP as torch's backward
     kernel, the window sums accumulated in place (:meth:`accumulate_corr`: a GEMM with β = 1
     for a linear block), the weight-gradient correlation as one ``convolution_backward``, the
     readout as ``F.linear``, and the LSG products on channels-last outputs without a copy.

@@ -88,5 +88,5 @@ def test_compile_pays_after_and_the_page() -> None:
                "ratios_cpu": {"vgg": throughput.ratios(rows, "cpu_s")}, "compile_pays_after_batches": {"vgg": 200.0},
                "flop_check": {"vgg": {"tess": {"ratio": 1.0}, "bptt": {"error": "E: x"}}}}
     md = throughput.markdown(payload)
-    assert "| vgg | tess | torch (auto: cpp) | 32 |" in md and "skipped: no GPU" in md
+    assert "| vgg | TESS torch (auto: cpp) | 32 | 1 | 50% / 60% |" in md and "skipped: no GPU" in md
     assert "2.00 (2.00–2.00)" in md and "after: vgg 200 batches" in md and "vgg tess 1.000" in md
