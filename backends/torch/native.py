@@ -38,10 +38,11 @@ import torch
 
 from tess_spec.errors import BackendUnavailableError
 
-__all__ = ["SOURCE", "FLAGS", "NativeLibrary", "cache_dir", "compiler", "load", "available"]
+__all__ = ["FLAGS", "NativeLibrary", "cache_dir", "compiler", "load", "available"]
 
 log = logging.getLogger(__name__)
 
+# The C++ source of the kernels, compiled by load() (not in __all__: the API reference would print it whole).
 SOURCE = r"""
 // tess: fused elementwise kernels of the torch backend (see backends/torch/native.py).
 #include <cstdint>
@@ -271,7 +272,6 @@ void tess_maxpool_vjp_f64(const i64* d, i64 p, const double* x, const i64* xs, c
 int tess_abi_version(void) { return 1; }
 }
 """
-"""The C++ source of the kernels (compiled by :func:`load`)."""
 
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-std=c++17", "-shared", "-fPIC")
 """Compiler flags: optimised for this CPU, no contracted multiply-adds (bit-exact with the eager step)."""
