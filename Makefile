@@ -10,7 +10,7 @@ TEST_EXTRAS ?= test,torch,jax,cupy,docs,nir
 # digits) whenever another process competes. Benchmarks set threads themselves.
 TEST_ENV := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: demo test docs docs-check bench venv install-demo install-test clean gpu-check
+.PHONY: demo test test-notorch reports docs docs-check bench venv install-demo install-test clean gpu-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,42 @@ test: install-test
 	$(TEST_ENV) $(BIN)/python -m tess.conformance --backend torch --profile ci --skip-unavailable
 	$(TEST_ENV) $(BIN)/python -m tess.conformance --backend jax --profile ci --skip-unavailable --dtype float32 --examples 3
 	$(TEST_ENV) $(BIN)/python -m tess.conformance --backend example --profile ci
+	$(MAKE) --no-print-directory test-notorch
+
+# The suite as an outside implementer meets it after `pip install 'tess[test]'` and nothing
+# else: a separate virtualenv without torch or jax, the example backend, the ci profile. The
+# gradient properties then use the finite-difference oracle, and the run must say so.
+NOTORCH := build/venv-notorch
+NOTORCH_PIP := $(NOTORCH)/bin/python -m pip --disable-pip-version-check -q
+
+$(NOTORCH)/bin/python:
+	$(PYTHON) -m venv $(NOTORCH)
+	$(NOTORCH_PIP) install --upgrade pip setuptools wheel
+
+test-notorch: $(NOTORCH)/bin/python
+	$(NOTORCH_PIP) install $(CONSTRAINTS) -e '.[test]'
+	$(NOTORCH_PIP) install --no-deps --no-build-isolation -e examples/example_backend
+	$(NOTORCH)/bin/python -c "import importlib.util as u, sys; bad = [m for m in ('torch', 'jax') if u.find_spec(m)]; sys.exit(f'{bad} is installed in $(NOTORCH): this check needs an environment without them' if bad else 0)"
+	$(TEST_ENV) $(NOTORCH)/bin/python -m tess.conformance --backend example --profile ci > build/notorch-conformance.log 2>&1 || { cat build/notorch-conformance.log; exit 1; }
+	tail -n 2 build/notorch-conformance.log
+	grep -q "oracle: finite differences" build/notorch-conformance.log || { echo "the no-torch run did not report the finite-difference oracle"; exit 1; }
+
+# Every committed conformance report of the support matrix (docs/reports/*.md + .json,
+# docs/support-matrix.md), thorough profile, with the exact commands. Measured on the shared
+# 2-core machine (one job at a time): numpy ~1 min, torch ~2 min, example ~6 min (both dtypes
+# each); jax compiles a program per drawn config, so it runs per dtype with JAX_EXAMPLES
+# Hypothesis examples per property test (the report header says so). A failing run stops
+# here with its report written.
+JAX_EXAMPLES ?= 40
+JAX_NOTE := jax compiles one XLA program per drawn config, so property tests run $(JAX_EXAMPLES) Hypothesis examples, not 150: a full thorough run (150) had not finished after 61 min on the shared 2-core machine; 20 examples took 10 min (float32)
+REPORT := $(TEST_ENV) $(BIN)/python -m tess.conformance --profile thorough
+
+reports: install-test
+	$(REPORT) --backend numpy --report docs/reports/numpy.md
+	$(REPORT) --backend torch --report docs/reports/torch.md
+	$(REPORT) --backend example --report docs/reports/example.md
+	$(REPORT) --backend jax --dtype float32 --examples $(JAX_EXAMPLES) --note "$(JAX_NOTE)" --report docs/reports/jax-float32.md
+	$(REPORT) --backend jax --dtype float64 --examples $(JAX_EXAMPLES) --note "$(JAX_NOTE)" --report docs/reports/jax-float64.md
 
 docs: install-test
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict

@@ -15,7 +15,9 @@ time, so the site cannot drift from the code:
 * ``assets/generated/{memory-vs-T,macs-per-block,accuracy,training-curve}.png``: the
   figures of ``benchmarks/figures.py``, drawn from the committed ``benchmarks/results/``.
 * ``<!-- tess:support-matrix -->``: the support matrix from ``docs/reports/*.json``
-  (written by ``python -m tess.conformance --report docs/reports/NAME.md``).
+  (written by ``make reports``: ``python -m tess.conformance --profile thorough --report
+  docs/reports/NAME.md`` per backend) — an HTML table with plain-text marks, one column
+  per backend, ``cupy`` saying why it has no report.
 * ``<!-- tess:benchmarks -->``: the tables of ``benchmarks/results/*.md`` (``make bench``).
 * ``<!-- tess:cli-help -->``, ``<!-- tess:datasets -->``, ``<!-- tess:presets -->``,
   ``<!-- tess:backends-table -->``: ``tess --help`` output, the dataset and preset
@@ -262,6 +264,11 @@ def figure_pngs(results: Path = BENCH_RESULTS) -> dict[str, bytes]:
 
 # --------------------------------------------------------------------------- support matrix
 REPORT_HEADER_KEYS = ("backend", "dtype", "device", "versions", "profile")
+MATRIX_BACKENDS = ("numpy", "torch", "jax", "example", "cupy")
+"""Columns the matrix always shows (a backend without a report says why); others are appended."""
+NOT_RUN = {"cupy": 'not run: needs an NVIDIA GPU (<a href="gpu-check.html">the GPU check</a>, <code>make gpu-check</code>)'}
+"""Why a backend has no committed report (default: none is committed yet)."""
+MATRIX_GROUPS = ("strategies", "equations", "properties", "golden", "errors", "dataset", "baseline")
 
 
 def load_report(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -290,70 +297,144 @@ def _label(header: dict[str, Any], path: Path) -> str:
     return " / ".join(parts) or path.stem
 
 
-def _cell(outcomes: list[str]) -> str:
+def _esc(text: Any) -> str:
+    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;"))
+
+
+def _row_dtype(row: dict[str, Any]) -> str:
+    d = str(row.get("dtype") or "")
+    if not d:
+        m = re.search(r"\[(float32|float64)\b", str(row.get("test", "")))
+        d = m.group(1) if m else ""
+    return d
+
+
+_PASSING = ("passed", "xfailed")
+
+
+def cell_text(outcomes: list[str]) -> tuple[str, str]:
+    """``(css class, plain text)`` of one matrix cell: ``"24/24"`` when everything passed,
+    else the failures and skips spelled out (``"3/5, 2 skipped"``) — words, no glyphs."""
     if not outcomes:
-        return "—"
+        return "tess-none", "—"
     n = len(outcomes)
     passed = sum(o == "passed" for o in outcomes)
-    failed = sum(o in ("failed", "error") for o in outcomes)
+    failed = sum(o in ("failed", "error", "xpassed") for o in outcomes)
     other = n - passed - failed
-    mark = "✅" if failed == 0 and other == 0 else ("❌" if failed else "⚠️")
     extra = []
     if failed:
         extra.append(f"{failed} failed")
-    if other:
-        kinds = sorted({o for o in outcomes if o not in ("passed", "failed", "error")})
-        extra.append(f"{other} {'/'.join(kinds)}")
-    return f"{mark} {passed}/{n}" + (f" ({', '.join(extra)})" if extra else "")
+    for kind in sorted({o for o in outcomes if o not in ("passed", "failed", "error", "xpassed")}):
+        extra.append(f"{sum(o == kind for o in outcomes)} {kind}")
+    cls = "tess-fail" if failed else ("tess-partial" if other else "tess-pass")
+    return cls, f"{passed}/{n}" + (", " + ", ".join(extra) if extra else "")
+
+
+def _cell(outcomes: list[str]) -> str:
+    """Plain-text cell (kept for callers of the earlier Markdown matrix)."""
+    cls, text = cell_text(outcomes)
+    return {"tess-pass": "pass ", "tess-fail": "FAIL ", "tess-partial": "", "tess-none": ""}[cls] + text
+
+
+def _columns(reports: list[tuple[Path, dict[str, Any], list[dict[str, Any]]]]) -> dict[str, dict[str, Any]]:
+    """Backend → its reports merged (a backend's float32 and float64 reports form one column)."""
+    cols: dict[str, dict[str, Any]] = {}
+    for path, header, rows in reports:
+        name = str(header.get("backend") or path.stem)
+        col = cols.setdefault(name, {"reports": [], "rows": {}})
+        col["reports"].append((path, header))
+        for r in rows:
+            key = (str(r["group"]), _row_dtype(r), str(r["test"]))
+            prev = col["rows"].get(key)
+            if prev is None or (prev in _PASSING and r["outcome"] not in _PASSING):
+                col["rows"][key] = r["outcome"]
+    return cols
 
 
 def support_matrix_markdown(reports_dir: Path = REPORTS) -> str:
-    """The support matrix and per-report details, or an honest note when there are no reports."""
+    """The support matrix (an HTML table: one column per backend, one row per group and dtype;
+    plain-text marks, no emoji) and per-report details, or an honest note when there are none."""
     paths = sorted(reports_dir.glob("*.json")) if reports_dir.is_dir() else []
     if not paths:
         return (
             '!!! note "No conformance report is committed yet"\n'
             "    This table is generated from `docs/reports/*.json`, and there are none in this checkout,\n"
-            "    so no backend is claimed to conform here. Produce one with\n"
-            "    `python -m tess.conformance --backend NAME --profile ci --report docs/reports/NAME.md`.\n"
+            "    so no backend is claimed to conform here. Produce them with `make reports`.\n"
         )
     reports = [(p, *load_report(p)) for p in paths]
-    groups: list[str] = []
-    for _, _, rows in reports:
-        for r in rows:
-            if r["group"] not in groups:
-                groups.append(r["group"])
-    labels = [_label(h, p) for p, h, _ in reports]
-    out = ["## Matrix\n", "Each cell: tests passed / tests run in that group.\n"]
-    out.append('<div class="tess-support-matrix" markdown>\n')
-    out.append("| group | " + " | ".join(labels) + " |")
-    out.append("|---|" + "---|" * len(labels))
-    for g in groups:
-        cells = [_cell([r["outcome"] for r in rows if r["group"] == g]) for _, _, rows in reports]
-        out.append(f"| {g} | " + " | ".join(cells) + " |")
-    totals = [_cell([r["outcome"] for r in rows]) for _, _, rows in reports]
-    out.append("| **all** | " + " | ".join(f"**{t}**" for t in totals) + " |")
-    out.append("\n</div>\n")
-    out.append("## Reports\n")
-    out.append("| report | backend | dtype | device | profile | versions |\n|---|---|---|---|---|---|")
-    for p, h, _ in reports:
+    cols = _columns(reports)
+    names = [b for b in MATRIX_BACKENDS] + sorted(set(cols) - set(MATRIX_BACKENDS))
+    order = {g: i for i, g in enumerate(MATRIX_GROUPS)}
+    keys = sorted({(g, d) for c in cols.values() for (g, d, _) in c["rows"]},
+                  key=lambda k: (order.get(k[0], 99), k[0], {"": 0, "float32": 1, "float64": 2}.get(k[1], 3), k[1]))
+    n_rows = len(keys) + 1
+    head = []
+    for b in names:
+        if b in cols:
+            profiles = sorted({str(h.get("profile", "?")) for _, h in cols[b]["reports"]})
+            devices = sorted({str(h.get("device", "?")) for _, h in cols[b]["reports"]})
+            head.append(f"<th>{_esc(b)}<br><small>{_esc(', '.join(profiles))}<br>{_esc(', '.join(devices))}</small></th>")
+        else:
+            head.append(f"<th>{_esc(b)}</th>")
+    html = ['<div class="tess-support-matrix">', "<table>", "<thead>", "<tr>",
+            "<th>group</th><th>dtype</th>" + "".join(head), "</tr>", "</thead>", "<tbody>"]
+    for j, (g, d) in enumerate(keys):
+        cells = []
+        for b in names:
+            if b not in cols:
+                if j == 0:
+                    reason = NOT_RUN.get(b, "not run: no report committed")
+                    cells.append(f'<td class="tess-notrun" rowspan="{n_rows}">{reason}</td>')
+                continue
+            out = [o for (gg, dd, _), o in cols[b]["rows"].items() if gg == g and dd == d]
+            cls, text = cell_text(out)
+            cells.append(f'<td class="{cls}">{_esc(text)}</td>')
+        html += ["<tr>", f"<td>{_esc(g)}</td><td>{_esc(d or 'any')}</td>" + "".join(cells), "</tr>"]
+    total = []
+    for b in names:
+        if b in cols:
+            cls, text = cell_text(list(cols[b]["rows"].values()))
+            total.append(f'<td class="{cls}"><strong>{_esc(text)}</strong></td>')
+    html += ["<tr>", "<td><strong>all</strong></td><td></td>" + "".join(total), "</tr>", "</tbody>", "</table>",
+             "</div>"]
+    out = ["## Matrix\n",
+           "Each cell: tests passed / tests run for that group and dtype (*any*: tests that do not depend on "
+           "the dtype), with failures and skips spelled out; the reasons are listed per report below. "
+           "A backend without a committed report is not claimed to work.\n",
+           "\n".join(html), "", "## Reports\n"]
+    for p, h, rows in reports:
         versions = h.get("versions")
         if isinstance(versions, dict):
             versions = ", ".join(f"{k} {v}" for k, v in versions.items())
-        cols = [h.get(k, "") for k in ("backend", "dtype", "device", "profile")]
-        out.append(f"| `docs/reports/{p.name}` | " + " | ".join(str(c) for c in cols) + f" | {versions or ''} |")
-    out.append("")
-    for p, h, rows in reports:
+        result = "PASS" if h.get("passed") else ("FAIL" if "passed" in h else "result not recorded")
+        out.append(f"### {_label(h, p)}\n")
+        facts = [f"**{result}**", f"profile `{h.get('profile', '?')}`"]
+        if h.get("examples"):
+            facts.append(f"{h['examples']} Hypothesis examples per property test (`--examples`)")
+        if h.get("seconds") is not None:
+            facts.append(f"{h['seconds']} s")
+        if h.get("date"):
+            facts.append(str(h["date"]))
+        out.append(", ".join(facts) + f" — `docs/reports/{p.with_suffix('.md').name}`.\n")
+        if h.get("oracle"):
+            out.append(f"Oracle of the gradient properties: {h['oracle']}.\n")
+        if h.get("command"):
+            out.append(f"Command: `{h['command']}`" + (f" on {h['machine']}" if h.get("machine") else "") + ".\n")
+        if h.get("notes"):
+            out.append(f"Notes: {h['notes']}\n")
+        if versions:
+            out.append(f"Versions: {versions}.\n")
         odd = [r for r in rows if r["outcome"] != "passed"]
-        out.append(f"### {_label(h, p)} ({p.stem})\n")
         if not odd:
             out.append(f"All {len(rows)} tests passed.\n")
             continue
+        out.append(f"{len(rows) - len(odd)} of {len(rows)} tests passed; the others:\n")
+        out.append('<div class="tess-fit" markdown>\n')
         out.append("| group | test | outcome | reason |\n|---|---|---|---|")
         for r in odd:
-            reason = str(r.get("reason") or "").replace("|", "\\|").replace("\n", " ")
+            reason = str(r.get("reason") or "(no reason recorded)").replace("|", "\\|").replace("\n", " ")
             out.append(f"| {r['group']} | `{r['test']}` | {r['outcome']} | {reason} |")
-        out.append("")
+        out.append("\n</div>\n")
     return "\n".join(out)
 
 

@@ -4,6 +4,7 @@ conformance JSON reports, the benchmark include, the CLI help, the basis picture
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 
@@ -27,11 +28,18 @@ def test_support_matrix_from_reports(hooks, tmp_path):
     flat = {**HEADER, "backend": "example", "rows": ROWS[:2]}
     (tmp_path / "example.md.json").write_text(json.dumps(flat))
     text = hooks.support_matrix_markdown(tmp_path)
-    assert "| group | example / float64 / cpu | numpy / float64 / cpu |" in text
-    assert "| equations | ✅ 2/2 | ✅ 2/2 |" in text
-    assert "| golden | — | ❌ 0/2 (1 failed, 1 skipped) |" in text
+    assert '<div class="tess-support-matrix">' in text
+    heads = re.findall(r"<th>(\w+)<", text)
+    assert heads[:2] == ["group", "dtype"] and heads[2:7] == ["numpy", "torch", "jax", "example", "cupy"]
+    rows = {tuple(re.findall(r"<td[^>]*>(.*?)</td>", r)[:2]): r for r in re.findall(r"<tr>(.*?)</tr>", text, re.S)}
+    eq = rows[("equations", "any")]
+    assert eq.count('class="tess-pass">2/2<') == 2  # numpy and example
+    gold = rows[("golden", "any")]
+    assert 'class="tess-fail">0/2, 1 failed, 1 skipped<' in gold and 'class="tess-none">—<' in gold
+    assert "not run: needs an NVIDIA GPU" in text and "not run: no report committed" in text  # cupy, torch/jax
     assert "u differs at t=3" in text and "no GPU here" in text
     assert "numpy 2.4" in text
+    assert not re.search("[\u2600-\u27bf\U0001f300-\U0001faff]", text), "the matrix needs no emoji font"
 
 
 def test_report_rows_must_have_outcomes(hooks, tmp_path):
