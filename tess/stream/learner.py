@@ -16,6 +16,7 @@ import numpy as np
 from tess_spec import TessConfig, draw_dropout_masks, init_opt_state, init_params, make_rng
 from tess_spec.errors import ConfigError, DataError, DivergenceError, ShapeError
 from tess_spec.init import param_shapes
+from tess_spec.signals import readout_learns, step_signal
 from tess_spec.validate import validate_finite_in
 
 from ..backend import Backend
@@ -40,14 +41,9 @@ class StreamClosedError(ConfigError):
 
 
 def signal_name(config: TessConfig) -> str:
-    """The learning-signal setting ``config`` names (``config.learning_signal``), ``"lsg"``
-    (the paper's, the engine's default) if the config has no such setting."""
-    for owner, field in ((config, "learning_signal"), (config, "signal"), (config.lsg, "signal"),
-                         (config.train, "signal")):
-        value = getattr(owner, field, None)
-        if isinstance(value, str):
-            return value
-    return "lsg"
+    """The learning-signal setting of ``config`` (``config.learning_signal``: ``"lsg"``,
+    ``"readout-backprop"`` or ``"released"``, TESS_RULE.md §10–§11)."""
+    return config.learning_signal
 
 
 def step_schedule(config: TessConfig) -> tuple[tuple[str | None, bool], ...]:
@@ -55,14 +51,8 @@ def step_schedule(config: TessConfig) -> tuple[tuple[str | None, bool], ...]:
     signal (a name of :data:`tess.engine.SIGNALS`, ``None``: the step does not learn) and
     whether the readout's gradient accumulates — from the spec's schedule
     (:func:`tess_spec.signals.step_signal`, :func:`tess_spec.signals.readout_learns`), as
-    :func:`tess.engine.train_batch` scans it.  Without that module (a spec with only the
-    paper's signal): the LSG and the readout in the window ``t ≥ T - n_learn``, nothing before."""
-    T, start = config.train.T, config.train.window_start
-    try:
-        from tess_spec.signals import readout_learns, step_signal
-    except ImportError:
-        return tuple(("lsg" if t >= start else None, t >= start) for t in range(T))
-    return tuple((step_signal(config, t), readout_learns(config, t)) for t in range(T))
+    :func:`tess.engine.train_batch` scans it."""
+    return tuple((step_signal(config, t), readout_learns(config, t)) for t in range(config.train.T))
 
 
 @dataclass(frozen=True)
