@@ -35,13 +35,11 @@ from __future__ import annotations
 
 import datetime
 import errno
-import hashlib
 import json
 import logging
 import os
 import socket
 import sys
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,9 +47,9 @@ from typing import Any
 import numpy as np
 
 from tess_spec import SPEC_VERSION, TessConfig, from_dict, to_dict
-from tess_spec.atomic import atomic_write
 from tess_spec.errors import CheckpointError, OutputError, TessError
 
+from .archive import read_archive, write_archive
 from .backend import Backend
 from .model import Model, _network_difference, _validated_state
 
@@ -65,7 +63,6 @@ FORMAT = "tess-checkpoint"
 FORMAT_VERSION = 1
 """Version of the checkpoint layout this module writes and reads."""
 
-_HEADER = "__header__"
 
 
 @dataclass(frozen=True)
@@ -89,10 +86,6 @@ class Checkpoint:
     def epoch(self) -> int:
         """Epochs completed when it was written."""
         return int(self.state["epoch"])
-
-
-def _sha256(a: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
 def _json_safe_float(v: float) -> float | None:
@@ -134,16 +127,12 @@ def save_checkpoint(model: Model, path: str | os.PathLike, *, extra: dict[str, A
         "rng": state["rng"],
         "history": state["history"],
         "extra": extra or {},
-        "arrays": {k: {"shape": list(v.shape), "dtype": v.dtype.str, "sha256": _sha256(v)} for k, v in arrays.items()},
     }
     try:
-        blob = json.dumps(header, allow_nan=False).encode("utf-8")
+        json.dumps(extra or {}, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"the checkpoint header is not JSON-serialisable ({exc}); check `extra`") from exc
-    arrays[_HEADER] = np.frombuffer(blob, dtype=np.uint8)
-    path = Path(path)
-    atomic_write(path, lambda fh: np.savez(fh, **arrays), what="checkpoint")
-    return path
+    return write_archive(path, header, arrays, what="checkpoint")
 
 
 def _tess_version() -> str:
@@ -157,39 +146,9 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
 
     Raises :class:`tess.errors.CheckpointError` naming the file and the problem.
     """
-    path = Path(path)
     where = f"checkpoint {str(path)!r}"
-    if not path.is_file():
-        raise CheckpointError(f"{where} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            names = set(z.files)
-            if _HEADER not in names:
-                raise CheckpointError(f"{where} has no {_HEADER!r} entry: it is not a tess checkpoint")
-            header = json.loads(z[_HEADER].tobytes().decode("utf-8"))
-            if not isinstance(header, dict) or header.get("format") != FORMAT:
-                raise CheckpointError(f"{where} is not a tess checkpoint (format {header.get('format')!r})"
-                                      if isinstance(header, dict) else f"{where} has a malformed header")
-            if header.get("format_version") != FORMAT_VERSION:
-                raise CheckpointError(f"{where} has format version {header.get('format_version')!r}; this tess "
-                                      f"reads version {FORMAT_VERSION}")
-            listed = header.get("arrays", {})
-            if set(listed) != names - {_HEADER}:
-                raise CheckpointError(f"{where} is incomplete: its header lists {len(listed)} arrays, the file "
-                                      f"holds {len(names) - 1}")
-            arrays: dict[str, np.ndarray] = {}
-            for name, meta in listed.items():
-                a = z[name]
-                if list(a.shape) != meta["shape"] or a.dtype.str != meta["dtype"] or _sha256(a) != meta["sha256"]:
-                    raise CheckpointError(f"{where} is corrupt: array {name!r} does not match its recorded "
-                                          "shape, dtype or checksum")
-                arrays[name] = a
-    except CheckpointError:
-        raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError, TypeError, AttributeError,
-            UnicodeDecodeError, json.JSONDecodeError, MemoryError) as exc:
-        raise CheckpointError(f"{where} is corrupt or truncated ({type(exc).__name__}: {exc}); "
-                              "use an earlier checkpoint or train anew") from exc
+    header, arrays = read_archive(path, fmt=FORMAT, version=FORMAT_VERSION, what="checkpoint",
+                                  advice="use an earlier checkpoint or train anew")
     try:
         config = from_dict(header["config"])
         if header.get("spec_version", "").split(".")[0] != SPEC_VERSION.split(".")[0]:

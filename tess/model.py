@@ -431,6 +431,21 @@ def _checked_arrays(shapes: dict[str, tuple[int, ...]], arrays: Any, what: str, 
 _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")
 
 
+def _restored_generator(rng_state: Any) -> np.random.Generator:
+    """A generator in the saved ``bit_generator.state`` ``rng_state``; raises
+    :class:`tess.errors.CheckpointError` if it names no known bit generator or does not fit it."""
+    name = rng_state.get("bit_generator") if isinstance(rng_state, dict) else None
+    if name not in _BIT_GENERATORS:
+        raise CheckpointError(f"random generator state is invalid: bit_generator={name!r}, expected one of "
+                              f"{list(_BIT_GENERATORS)}")
+    try:
+        bit_gen = getattr(np.random, name)()
+        bit_gen.state = rng_state
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        raise CheckpointError(f"random generator state is invalid ({type(exc).__name__}: {exc})") from exc
+    return np.random.Generator(bit_gen)
+
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
@@ -515,22 +530,13 @@ def _validated_state(config: TessConfig, state: dict[str, Any], dtype: str = "fl
     epoch = state["epoch"]
     if not _is_int(epoch) or epoch < 0:
         raise CheckpointError(f"epoch {epoch!r} is invalid: expected a non-negative integer")
-    rng_state = state["rng"]
-    name = rng_state.get("bit_generator") if isinstance(rng_state, dict) else None
-    if name not in _BIT_GENERATORS:
-        raise CheckpointError(f"random generator state is invalid: bit_generator={name!r}, expected one of "
-                              f"{list(_BIT_GENERATORS)}")
-    try:
-        bit_gen = getattr(np.random, name)()
-        bit_gen.state = rng_state
-    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-        raise CheckpointError(f"random generator state is invalid ({type(exc).__name__}: {exc})") from exc
+    rng = _restored_generator(state["rng"])
     history = _validated_history(state.get("history", []), int(epoch))
     return {
         "params": params,
         "opt_state": {"step": int(step), **moments},
         "schedule": schedule,
         "epoch": int(epoch),
-        "rng": np.random.Generator(bit_gen),
+        "rng": rng,
         "history": history,
     }

@@ -20,23 +20,21 @@ bad item.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tess_spec import SPEC_VERSION, TessConfig, from_dict, state_shapes, to_dict
-from tess_spec.atomic import atomic_write
 from tess_spec.errors import CheckpointError, TessError
 from tess_spec.init import param_shapes
 from tess_spec.plan import network_plan
 
-from ..model import _BIT_GENERATORS, _checked_arrays, _network_difference
+from ..archive import read_archive, write_archive
+from ..model import _checked_arrays, _network_difference, _restored_generator
 
 __all__ = ["save_state", "read_state", "validated_state", "FORMAT", "FORMAT_VERSION", "IGNORED_FIELDS"]
 
@@ -49,7 +47,6 @@ IGNORED_FIELDS: tuple[str, ...] = ("train.epochs", "train.batch_size", "train.se
 or mini-batches; the generator state and the arrays' dtype are part of the state); the
 schedule is ignored too (a stream's learning rate is its own)."""
 
-_HEADER = "__header__"
 _STATE_KEYS = ("format", "config", "batch", "policy", "params", "opt_state", "state", "sums", "segment", "counters",
                "lr", "rng")
 
@@ -197,16 +194,7 @@ def validated_state(config: TessConfig, state: Any, dtype: str, *, batch: int,
     lr = state["lr"]
     if not isinstance(lr, (int, float, np.floating)) or isinstance(lr, bool) or not math.isfinite(lr) or lr <= 0:
         raise CheckpointError(f"stream state lr={lr!r} is invalid: expected a finite learning rate > 0")
-    rng_state = state["rng"]
-    name = rng_state.get("bit_generator") if isinstance(rng_state, dict) else None
-    if name not in _BIT_GENERATORS:
-        raise CheckpointError(f"random generator state is invalid: bit_generator={name!r}, expected one of "
-                              f"{list(_BIT_GENERATORS)}")
-    try:
-        bit_gen = getattr(np.random, name)()
-        bit_gen.state = rng_state
-    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-        raise CheckpointError(f"random generator state is invalid ({type(exc).__name__}: {exc})") from exc
+    rng = _restored_generator(state["rng"])
     return {
         "params": params,
         "opt_state": {"step": opt_step, **moments},
@@ -216,12 +204,8 @@ def validated_state(config: TessConfig, state: Any, dtype: str, *, batch: int,
                     "learned_steps": learned},
         "counters": counters,
         "lr": float(lr),
-        "rng": np.random.Generator(bit_gen),
+        "rng": rng,
     }
-
-
-def _sha256(a: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
 def save_state(learner: Any, path: str | os.PathLike) -> Path:
@@ -249,7 +233,6 @@ def save_state(learner: Any, path: str | os.PathLike) -> Path:
         arrays["segment/logits"] = seg["logits"]
     if seg["masks"] is not None:
         arrays.update({f"segment/masks/{i}": m for i, m in enumerate(seg["masks"]) if m is not None})
-    arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
     header = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -267,51 +250,16 @@ def save_state(learner: Any, path: str | os.PathLike) -> Path:
         "counters": state["counters"],
         "lr": state["lr"],
         "rng": state["rng"],
-        "arrays": {k: {"shape": list(v.shape), "dtype": v.dtype.str, "sha256": _sha256(v)} for k, v in arrays.items()},
     }
-    blob = json.dumps(header, allow_nan=False).encode("utf-8")
-    arrays[_HEADER] = np.frombuffer(blob, dtype=np.uint8)
-    path = Path(path)
-    atomic_write(path, lambda fh: np.savez(fh, **arrays), what="stream state")
-    return path
+    return write_archive(path, header, arrays, what="stream state")
 
 
 def read_state(path: str | os.PathLike) -> dict[str, Any]:
     """A state dict read from a file :func:`save_state` wrote, after checking the zip, the
     header and every array's shape, dtype and checksum (values are checked when loaded:
     :func:`validated_state`).  Raises :class:`tess.errors.CheckpointError`."""
-    path = Path(path)
     where = f"stream state {str(path)!r}"
-    if not path.is_file():
-        raise CheckpointError(f"{where} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            names = set(z.files)
-            if _HEADER not in names:
-                raise CheckpointError(f"{where} has no {_HEADER!r} entry: it is not a tess stream state")
-            header = json.loads(z[_HEADER].tobytes().decode("utf-8"))
-            if not isinstance(header, dict) or header.get("format") != FORMAT:
-                got = header.get("format") if isinstance(header, dict) else None
-                raise CheckpointError(f"{where} is not a tess stream state (format {got!r})")
-            if header.get("format_version") != FORMAT_VERSION:
-                raise CheckpointError(f"{where} has format version {header.get('format_version')!r}; this tess "
-                                      f"reads version {FORMAT_VERSION}")
-            listed = header.get("arrays", {})
-            if set(listed) != names - {_HEADER}:
-                raise CheckpointError(f"{where} is incomplete: its header lists {len(listed)} arrays, the file "
-                                      f"holds {len(names) - 1}")
-            arrays: dict[str, np.ndarray] = {}
-            for name, meta in listed.items():
-                a = z[name]
-                if list(a.shape) != meta["shape"] or a.dtype.str != meta["dtype"] or _sha256(a) != meta["sha256"]:
-                    raise CheckpointError(f"{where} is corrupt: array {name!r} does not match its recorded shape, "
-                                          "dtype or checksum")
-                arrays[name] = a
-    except CheckpointError:
-        raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError, TypeError, AttributeError,
-            UnicodeDecodeError, json.JSONDecodeError, MemoryError) as exc:
-        raise CheckpointError(f"{where} is corrupt or truncated ({type(exc).__name__}: {exc})") from exc
+    header, arrays = read_archive(path, fmt=FORMAT, version=FORMAT_VERSION, what="stream state")
     try:
         config = from_dict(header["config"])
         if str(header.get("spec_version", "")).split(".")[0] != SPEC_VERSION.split(".")[0]:
