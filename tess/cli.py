@@ -52,7 +52,7 @@ from tess_spec.atomic import atomic_write, check_output_dir, check_output_path
 from tess_spec.errors import CheckpointError, ConfigError, DivergenceError, OutputError, TessError
 
 __all__ = ["main", "build_parser", "make_config", "train_command", "eval_command", "read_config_file",
-           "plot_history", "check_outputs", "resolve_threads", "DATASET_PRESETS", "METHODS", "CHECKPOINT_NAME",
+           "plot_history", "pyplot", "save_figure", "check_outputs", "resolve_threads", "DATASET_PRESETS", "METHODS", "CHECKPOINT_NAME",
            "THREAD_ENV", "JSON_EXTENSIONS", "METRICS_EXTENSIONS"]
 
 DATASET_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -483,13 +483,9 @@ def _run_differences(a: TessConfig, b: TessConfig) -> list[str]:
     return sorted(k for k in set(da) | set(db) if k != "train.epochs" and da.get(k) != db.get(k))
 
 
-def plot_history(history: Sequence[Mapping[str, Any]], path: str | os.PathLike, title: str = "", *,
-                 what: str = "plot") -> None:
-    """Plot loss and accuracy per epoch (train and, when present, test) to an image file.
-
-    The format follows the extension (``.png``, ``.pdf``, ``.svg`` …); the file is
-    written atomically (:func:`tess_spec.atomic.atomic_write`).
-    """
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the ``Agg`` backend (no display needed); a
+    :class:`tess.errors.ConfigError` naming the extra to install when matplotlib is missing."""
     try:
         import matplotlib
 
@@ -497,8 +493,28 @@ def plot_history(history: Sequence[Mapping[str, Any]], path: str | os.PathLike, 
         import matplotlib.pyplot as plt
     except ImportError as exc:
         raise ConfigError("--plot needs matplotlib: pip install 'tess[data]' (or matplotlib)") from exc
+    return plt
+
+
+def save_figure(fig: Any, path: str | os.PathLike, *, what: str = "plot") -> None:
+    """Write ``fig`` to ``path`` atomically (:func:`tess_spec.atomic.atomic_write`), in the format
+    its extension names (``.png`` if none); an unknown format is an :class:`tess.errors.OutputError`."""
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".") or "png"
+    try:
+        atomic_write(path, lambda fh: fig.savefig(fh, format=fmt), what=what)
+    except ValueError as exc:  # matplotlib: unknown format
+        raise OutputError(f"cannot write {what} {str(path)!r}: {exc}") from exc
+
+
+def plot_history(history: Sequence[Mapping[str, Any]], path: str | os.PathLike, title: str = "", *,
+                 what: str = "plot") -> None:
+    """Plot loss and accuracy per epoch (train and, when present, test) to an image file.
+
+    The format follows the extension (``.png``, ``.pdf``, ``.svg`` …); the file is
+    written atomically (:func:`tess_spec.atomic.atomic_write`).
+    """
+    plt = pyplot()
     ep = [h["epoch"] for h in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
     try:
@@ -518,10 +534,7 @@ def plot_history(history: Sequence[Mapping[str, Any]], path: str | os.PathLike, 
         if title:
             fig.suptitle(title)
         fig.tight_layout()
-        try:
-            atomic_write(path, lambda fh: fig.savefig(fh, format=fmt), what=what)
-        except ValueError as exc:  # matplotlib: unknown format
-            raise OutputError(f"cannot write {what} {str(path)!r}: {exc}") from exc
+        save_figure(fig, path, what=what)
     finally:
         plt.close(fig)
 

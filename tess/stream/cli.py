@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from tess_spec.errors import ConfigError, OutputError
+from tess_spec.errors import ConfigError
 
 __all__ = ["register", "run", "stream_command", "plot_curve", "TEST_MODES", "STATE_EXTENSIONS"]
 
@@ -214,17 +214,9 @@ def _stream_split(learner: Any, split: Any, name: str, *, limit: int | None, lea
 def plot_curve(summary: dict[str, Any], path: str | os.PathLike, *, what: str = "--plot") -> None:
     """Draw the online accuracy curves of a :func:`stream_command` summary (train, and test
     if streamed) against the samples seen, with the chance level; written atomically."""
-    from tess_spec.atomic import atomic_write
+    from ..cli import pyplot, save_figure
 
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise ConfigError("--plot needs matplotlib: pip install 'tess[data]' (or matplotlib)") from exc
-    path = Path(path)
-    fmt = path.suffix.lower().lstrip(".") or "png"
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.5))
     try:
         offset = 0
@@ -242,10 +234,7 @@ def plot_curve(summary: dict[str, Any], path: str | os.PathLike, *, what: str = 
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right", fontsize="small")
         fig.tight_layout()
-        try:
-            atomic_write(path, lambda fh: fig.savefig(fh, format=fmt), what=what)
-        except ValueError as exc:  # matplotlib: unknown format
-            raise OutputError(f"cannot write {what} {str(path)!r}: {exc}") from exc
+        save_figure(fig, path, what=what)
     finally:
         plt.close(fig)
 
