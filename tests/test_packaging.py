@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -34,8 +35,13 @@ print(json.dumps(sorted(names)))
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    # Built from a copy without build/: setuptools reuses build/lib, where modules removed
+    # from the tree since an earlier build would still be packed (and the source tree stays clean).
+    src = tmp_path_factory.mktemp("src") / "tess"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", "build", "dist", "site", "*.egg-info",
+                                                             "__pycache__", ".pytest_cache", ".hypothesis"))
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)],
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(src)],
         check=True, capture_output=True,
     )
     (whl,) = out.glob("tess-*.whl")
