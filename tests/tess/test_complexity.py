@@ -173,10 +173,16 @@ def test_products_equal_torch_flop_counter(name, cfg, x, direct):
 #    account lists exactly what autograd keeps (u, spikes, pooled outputs, int64 max-pool
 #    indices, logits); the rest is allocator slack and per-step graph objects.
 #  * reduced VGG, TESS: flat in T (max/min ≤ 1.02; the account's growth is exactly 0) and the
-#    total within [1.0, 1.6]: the account is the algorithm's; the torch backend also holds the
-#    causal and non-causal window sums separately and the chained gradients (+2 × parameters),
-#    its optimiser writes new parameter and moment tensors (+3 × parameters), and CPU
-#    convolution kernels use im2col workspaces — together ≈ 20 MiB of the measured 65 MiB.
+#    total within [1.0, 2.4]: the account is the algorithm's (45.3 MiB); the torch backend also
+#    holds the causal and non-causal window sums separately and the chained gradients
+#    (+2 × parameters), its optimiser writes new parameter and moment tensors (+3 ×
+#    parameters), and CPU convolution kernels use workspaces. The bound was 1.6 for the unfused
+#    NCHW step measured on an AMD EPYC (65 MiB, 1.44×). The default step is now fused with
+#    channels-last convolutions, and the run committed on an AVX-512 Xeon measures 103 MiB
+#    (2.27×). On that machine fuse="cpp" with channels_last=False gives 74.8 MiB (1.65×):
+#    the channels-last copies of activations, traces and Ŵ cost 28 MiB there. The unfused
+#    NCHW step ("none") gives 125 MiB. So the bound states what the implementation and the
+#    machine add; it does not state what the account misses.
 #  * digits MLP: its analytic 1.7 MiB is below the ~13 MiB fixed RSS overhead of a first
 #    torch step and its 32 KiB tensors come from the glibc heap (below the pinned 128 KiB mmap
 #    threshold), where freed temporaries between kept tensors stay resident: RSS does not
@@ -217,7 +223,7 @@ def test_bytes_match_measured_peaks_within_stated_ratios():
     assert max(measured) / min(measured) <= 1.02
     assert len({a for _, _, a in vgg_t}) == 1
     for T, m, a in vgg_t:
-        assert 1.0 <= m / a <= 1.6, (T, m / a)
+        assert 1.0 <= m / a <= 2.4, (T, m / a)
     mlp_t, mlp_b = by[("mlp", "tess")], by[("mlp", "bptt")]
     assert max(m for _, m, _ in mlp_t) / min(m for _, m, _ in mlp_t) <= 1.05
     mlp_b = sorted(mlp_b)
