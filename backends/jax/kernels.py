@@ -28,11 +28,11 @@ also traces under ``jax.default_matmul_precision("highest")`` for the engine's m
 
 
 def _windows(x: jnp.ndarray, p: int) -> jnp.ndarray:
-    """``(B, H, W, C)`` → ``(B, H//p, W//p, C, p·p)`` (floor-cropped; window elements row-major)."""
+    """``(B, H, W, C)`` → ``(B, H//p, p, W//p, p, C)`` (floor-cropped): a reshape, no transpose,
+    so a window's elements are axes 2 and 4 (row-major order ``a·p + b``)."""
     b, h, w, c = x.shape
     oh, ow = h // p, w // p
-    xc = x[:, : oh * p, : ow * p, :].reshape(b, oh, p, ow, p, c)
-    return jnp.transpose(xc, (0, 1, 3, 5, 2, 4)).reshape(b, oh, ow, c, p * p)
+    return x[:, : oh * p, : ow * p, :].reshape(b, oh, p, ow, p, c)
 
 
 class JaxKernels(Kernels):
@@ -142,11 +142,13 @@ class JaxKernels(Kernels):
         if bp.pool == "global_avg":
             return jnp.mean(x, axis=(1, 2), keepdims=True), None
         win = _windows(x, bp.pool_size)
-        return (jnp.max(win, axis=-1) if bp.pool == "max" else jnp.mean(win, axis=-1)), None
+        return (jnp.max(win, axis=(2, 4)) if bp.pool == "max" else jnp.mean(win, axis=(2, 4))), None
 
     def pool_vjp(self, bp: BlockPlan, g: jnp.ndarray, x: jnp.ndarray, aux: Any) -> jnp.ndarray:
         """The VJP written out: max sends a window's gradient to its FIRST maximal element
-        (``argmax`` one-hot; autodiff of a reduce-window max may route ties differently)."""
+        (the smallest row-major index ``a·p + b`` among the maxima; autodiff of a
+        reduce-window max may route ties differently).  Channels-last windows by reshape
+        alone: every step here is elementwise or a window reduction, no transpose."""
         if bp.pool is None:
             return g
         b, h, w, c = x.shape
@@ -154,12 +156,15 @@ class JaxKernels(Kernels):
             return jnp.broadcast_to(g / (h * w), x.shape)
         p = bp.pool_size
         oh, ow = h // p, w // p
+        g6 = g[:, :, None, :, None, :]
         if bp.pool == "max":
-            idx = jnp.argmax(_windows(x, p), axis=-1)
-            spread = (jnp.arange(p * p) == idx[..., None]).astype(g.dtype) * g[..., None]
+            win = _windows(x, p)
+            k = (jnp.arange(p)[:, None, None] * p + jnp.arange(p)[None, None, :]).reshape(1, 1, p, 1, p, 1)
+            score = jnp.where(win == jnp.max(win, axis=(2, 4), keepdims=True), k, p * p)
+            spread = (k == jnp.min(score, axis=(2, 4), keepdims=True)).astype(g.dtype) * g6
         else:
-            spread = jnp.broadcast_to(g[..., None] / (p * p), (b, oh, ow, c, p * p))
-        full = jnp.transpose(spread.reshape(b, oh, ow, c, p, p), (0, 1, 4, 2, 5, 3)).reshape(b, oh * p, ow * p, c)
+            spread = jnp.broadcast_to(g6 / (p * p), (b, oh, p, ow, p, c))
+        full = spread.reshape(b, oh * p, ow * p, c)
         if oh * p != h or ow * p != w:
             full = jnp.pad(full, ((0, 0), (0, h - oh * p), (0, w - ow * p), (0, 0)))
         return full
