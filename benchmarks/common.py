@@ -46,6 +46,20 @@ def environment(threads: int | None = None) -> dict[str, Any]:
     return env
 
 
+def pin_one_cpu(threads: int | None) -> list[int] | None:
+    """With ``threads == 1``, pin this process to one CPU (the last it may run on) and return
+    ``[cpu]``; else leave it and return ``None``.  The thread settings alone do not make a run
+    single-threaded: XLA's CPU thread pool ignores them and ran a JAX VGG batch on two cores
+    (1014 ms of CPU per batch unpinned against 631 ms pinned), so a "1 thread" comparison
+    against torch held to one thread was not one.  Timings of one process only (workers of
+    other benchmarks inherit an affinity, so this is not applied globally)."""
+    if threads != 1 or not hasattr(os, "sched_setaffinity"):
+        return None
+    cpu = max(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpu})
+    return [cpu]
+
+
 def write_json(out_dir: Path, name: str, payload: dict[str, Any]) -> Path:
     """Atomically write ``out_dir/name.json``."""
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -35,8 +35,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .common import (RESULTS_DIR, VGG_WIDTH, batch_data, environment, markdown_table, network_config, provenance,
-                     write_json, write_markdown)
+from .common import (RESULTS_DIR, VGG_WIDTH, batch_data, environment, markdown_table, network_config, pin_one_cpu,
+                     provenance, write_json, write_markdown)
 
 NETS = {"vgg": 20, "mlp": 6}  # net → T
 
@@ -244,6 +244,7 @@ def run(out_dir: Path = RESULTS_DIR, *, quick: bool = False, threads: int | None
         import torch
 
         torch.set_num_threads(threads)
+    pinned = pin_one_cpu(threads)
     width = VGG_WIDTH / 2 if quick else VGG_WIDTH
     load_before = os.getloadavg()
     results: dict[str, list[dict[str, Any]]] = {}
@@ -274,6 +275,7 @@ def run(out_dir: Path = RESULTS_DIR, *, quick: bool = False, threads: int | None
     env["loadavg_before"] = [round(v, 2) for v in load_before]
     env["loadavg_after"] = [round(v, 2) for v in os.getloadavg()]
     env["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY")
+    env["cpu_affinity"] = pinned
     rat = {net: ratios(rows) for net, rows in results.items()}
     rat_cpu = {net: ratios(rows, "cpu_s") for net, rows in results.items()}
     pays = {net: compile_pays_after(rows) for net, rows in results.items()}
@@ -283,6 +285,14 @@ def run(out_dir: Path = RESULTS_DIR, *, quick: bool = False, threads: int | None
     write_json(out_dir, "throughput", payload)
     write_markdown(out_dir, "throughput", markdown(payload, device), env)
     return payload
+
+
+def _pinned_text(env: dict[str, Any]) -> str:
+    cpus = env.get("cpu_affinity")
+    if not cpus:
+        return ""
+    return (f"The process is pinned to CPU {', '.join(map(str, cpus))} (`--threads 1`: XLA's thread pool ignores "
+            "the thread settings, so JAX would otherwise use a second core). ")
 
 
 def markdown(payload: dict[str, Any], device: str = "cpu") -> str:
@@ -297,6 +307,7 @@ def markdown(payload: dict[str, Any], device: str = "cpu") -> str:
              f"(VGG {_peak(results.get('vgg'))}, MLP {_peak(results.get('mlp'))} GFLOP/s); the CPU-time columns "
              "divide by the process's CPU time instead (with one thread, what a loaded machine does not inflate). "
              "`torch[fuse=none]` is the torch step before fusion (the engine's default composition). "
+             + _pinned_text(env) +
              f"Load average (1, 5, 15 min) before {env['loadavg_before']}, after {env['loadavg_after']}.\n"]
     table = []
     for net, rows in results.items():
@@ -361,6 +372,7 @@ def sweep(out_dir: Path = RESULTS_DIR, *, rounds: int = 5, threads: int | None =
         import torch
 
         torch.set_num_threads(threads)
+    pinned = pin_one_cpu(threads)
     load_before = os.getloadavg()
     rows_by: dict[str, list[dict[str, Any]]] = {}
     for net, T in cases:
@@ -376,6 +388,7 @@ def sweep(out_dir: Path = RESULTS_DIR, *, rounds: int = 5, threads: int | None =
     env = environment(threads)
     env["loadavg_before"] = [round(v, 2) for v in load_before]
     env["loadavg_after"] = [round(v, 2) for v in os.getloadavg()]
+    env["cpu_affinity"] = pinned
     rat = {k: ratios(rows) for k, rows in rows_by.items()}
     rat_cpu = {k: ratios(rows, "cpu_s") for k, rows in rows_by.items()}
     payload = {"benchmark": "throughput-sweep", "cases": [list(c) for c in cases], "environment": env,
@@ -393,7 +406,7 @@ def sweep(out_dir: Path = RESULTS_DIR, *, rounds: int = 5, threads: int | None =
                           _pct(r.get("fraction_of_peak_cpu"))])
     lines = [f"The torch TESS step against the step before fusion (`fuse=none`), float32, torch threads = "
              f"{env.get('torch_threads')}, interleaved rounds ({rounds} per VGG case, {4 * rounds} for the MLP); "
-             f"load average before {env['loadavg_before']}, after {env['loadavg_after']}.\n",
+             + _pinned_text(env) + f"load average before {env['loadavg_before']}, after {env['loadavg_after']}.\n",
              markdown_table(["case", "backend", "samples/s", "CPU s/batch", "GFLOP/s", "% of peak", "% of peak (CPU)"],
                             table),
              "\nTESS torch (auto) / before (fuse=none), median over rounds (range):\n",
