@@ -286,3 +286,18 @@ def test_bptt_model_equals_torch_method() -> None:
     b.train_batch(x, y)
     for k, v in a.numpy_params().items():
         np.testing.assert_array_equal(v, b.numpy_params()[k])
+
+
+def test_tess_train_method_bptt_end_to_end(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``tess train --method bptt --backend torch`` runs from the command line and records the method."""
+    import json
+
+    from tess.cli import main
+
+    out = tmp_path / "run.json"
+    assert main(["train", "--method", "bptt", "--backend", "torch", "--dataset", "digits", "--epochs", "1",
+                 "--no-progress", "--set", "train.T=3", "--json", str(out)]) == 0
+    summary = json.loads(out.read_text())
+    assert summary["method"] == "bptt" and summary["backend"] == "torch"
+    assert summary["history"][-1]["test_accuracy"] > 0.5  # chance is 0.1
+    assert "[bptt]" in capsys.readouterr().out
