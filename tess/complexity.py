@@ -23,8 +23,8 @@ Phases (the same names for both methods):
 | `neuron` | inference | LIF update (2 per neuron), bias, dropout mask, average pooling |
 | `readout` | inference | the readout logits at every step and their time sum |
 | `traces` | credit | ψ (1 per neuron), presynaptic q (1 per input), postsynaptic h (1 per neuron) — TESS, every step |
-| `learning_signal` | credit | TESS: the LSG (adaptive pool, `z = B̃a`, softmax, `B̃ᵀ(p − y)`, pull-back through pooling) in the window; BPTT: back-propagating the error through time and blocks (spike, LIF and pool backward, the input-gradient convolutions of blocks 2…L, the readout's input gradient) |
-| `weight_update` | credit | weight-gradient correlations (TESS: the causal term and, when α_post ≠ 0, the non-causal one, in the window; BPTT: one per step), their factors `m⊙ψ`, `m⊙h̃`, accumulation over steps, the chain through weight standardisation |
+| `learning_signal` | credit | TESS: at every step that learns (`tess_spec.signals.step_signal`), the LSG (adaptive pool, `z = B̃a`, softmax, `B̃ᵀ(p − y)`, pull-back through pooling) or, with `learning_signal="readout-backprop"` (and in the released loop's window), the readout error back-propagated within the step (the readout's input gradient, pooling, mask and ψ, the input-gradient products of blocks 2…L); BPTT: back-propagating the error through time and blocks (spike, LIF and pool backward, the input-gradient convolutions of blocks 2…L, the readout's input gradient) |
+| `weight_update` | credit | weight-gradient correlations (TESS: the causal term and, when α_post ≠ 0, the non-causal one, at every step that learns; BPTT: one per step), their factors `m⊙ψ`, `m⊙h̃`, accumulation over steps, the chain through weight standardisation |
 | `optimizer` | optimizer | Adam (≈10 per parameter) or SGD (3 per parameter) |
 
 Bytes — what is held at the peak of the step (`itemsize` from `train.dtype`):
@@ -283,6 +283,17 @@ def _check(config: Any, method: str, T: int | None, batch: int | None, lsg: str)
     return T_, n_learn, config.train.batch_size if batch is None else batch
 
 
+def _signal_steps(config: TessConfig, T: int, W: int) -> tuple[int, int]:
+    """``(LSG steps, readout-back-propagation steps)`` of one TESS sequence of ``T`` steps with
+    a learning window of ``W`` (:func:`tess_spec.signals.step_signal`'s table)."""
+    mode = getattr(config, "learning_signal", "lsg")
+    if mode == "lsg":
+        return W, 0
+    if mode == "readout-backprop":
+        return 0, W
+    return T - W, W  # "released": the LSG before the window, readout back-propagation in it
+
+
 def complexity(
     config: TessConfig,
     method: Literal["tess", "bptt"] = "tess",
@@ -323,6 +334,10 @@ def complexity(
     opt_ops = ADAM_OPS if config.optimizer.name == "adam" else SGD_OPS
     opt_buffers = 2 if config.optimizer.name == "adam" else 1
     shapes = block_shapes(net)
+    # TESS: the steps each learning signal drives (TESS_RULE.md §10–§11); the window W for the
+    # paper's LSG and readout back-propagation, every step of T for the released loop
+    n_lsg, n_rb = _signal_steps(config, T, W)
+    n_sig = n_lsg + n_rb
     costs: list[BlockCost] = []
     for i, (b, bs) in enumerate(zip(net.blocks, shapes)):
         N, X, O = _prod(bs.neurons), _prod(bs.input), _prod(bs.output)
@@ -352,20 +367,23 @@ def complexity(
             macs["traces"] = T * B * (N + X + N)
             # z = B̃·a and B̃ᵀ(p - y): two products; pooled adds the adaptive pool and its pull-back
             basis_cols = D if lsg == "pooled" else O
-            prods["learning_signal"] = W * B * 2 * nc * basis_cols
+            # readout back-propagation within a step: pooling, mask and ψ, and (blocks 2…L) Ŵᵀ(·)
+            rb_prods = syn if i > 0 else 0
+            rb_elem = pool_bwd + ((drop + N) if i > 0 else 0)
+            prods["learning_signal"] = n_lsg * B * 2 * nc * basis_cols + n_rb * B * rb_prods
             extra = (2 * O if lsg == "pooled" else 0) + 3 * nc + pool_bwd + drop
-            macs["learning_signal"] = prods["learning_signal"] + W * B * extra
+            macs["learning_signal"] = prods["learning_signal"] + n_lsg * B * extra + n_rb * B * rb_elem
             terms = (tc.alpha_pre != 0) + (tc.alpha_post != 0)
-            prods["weight_update"] = W * B * terms * syn
+            prods["weight_update"] = n_sig * B * terms * syn
             elem = N  # m ⊙ ψ
             if tc.alpha_post != 0:
                 elem += N + (N if config.profile == "paper" else 0)  # m ⊙ h̃ (and h̃ = λ_post·h)
             if b.bias:
                 elem += N
-            macs["weight_update"] = prods["weight_update"] + W * B * elem + ws_b
+            macs["weight_update"] = prods["weight_update"] + n_sig * B * elem + ws_b
             by["neuron_state"] = 2 * B * N * s
             by["traces"] = B * (X + N) * s
-            by["lsg_basis"] = nc * basis_cols * s
+            by["lsg_basis"] = nc * basis_cols * s if n_lsg else 0
             by["work"] = B * (4 * N + O) * s + (B * O * idx if b.pool == "max" else 0)
         else:
             reset_terms = 0 if detach_reset else 1
@@ -398,7 +416,8 @@ def complexity(
     by["optimizer_state"] = opt_buffers * n_ro * s
     by["gradients"] = n_ro * s
     if not bptt:
-        macs["learning_signal"] = W * B * 3 * nc
+        prods["learning_signal"] = n_rb * B * ro  # readout back-propagation: err · W_r at each such step
+        macs["learning_signal"] = W * B * 3 * nc + prods["learning_signal"] + n_rb * B * feat_ops
         prods["weight_update"] = W * B * ro
         macs["weight_update"] = prods["weight_update"] + W * B * (nc if has_b else 0)
         by["neuron_state"] = B * nc * s  # the time-summed logits

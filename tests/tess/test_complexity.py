@@ -133,6 +133,14 @@ def _flop_cases():
          True),
         ("cnn-digits", cnn_digits(T=4), rng.random((3, 1, 8, 8)).astype(np.float32), True),
         ("mlp-digits", mlp_digits(T=3), rng.random((3, 64)).astype(np.float32), True),
+        # the other learning signals (TESS_RULE.md §10–§11): readout back-propagation in the window,
+        # and the released loop (LSG before the window, readout back-propagation in it)
+        ("vgg-events-readout-backprop", small_vgg(T=3, batch_size=2).replace(learning_signal="readout-backprop"),
+         (rng.random((2, 3, 2, 32, 32)) < 0.2).astype(np.float32), False),
+        ("vgg-static-released", small_vgg("cifar10", T=3, n_learn=2, batch_size=2).replace(learning_signal="released"),
+         rng.random((2, 3, 32, 32)).astype(np.float32), True),
+        ("mlp-digits-released", mlp_digits(T=4).replace(**{"train.n_learn": 2, "learning_signal": "released"}),
+         rng.random((3, 64)).astype(np.float32), True),
     ]
 
 
