@@ -109,7 +109,8 @@ def _threads_arg(text: str) -> int:
 def _add_threads(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=_threads_arg, default=None, metavar="N",
                    help="BLAS/OpenMP threads (0: the libraries' own default) [$TESS_THREADS, else 1 unless "
-                        "OMP_NUM_THREADS is set]")
+                        "OMP_NUM_THREADS is set]; XLA's CPU thread pool (jax) does not follow it: pin the "
+                        "process instead (taskset -c 0 tess ...)")
 
 
 def build_parser() -> argparse.ArgumentParser:
