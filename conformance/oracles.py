@@ -157,6 +157,33 @@ def _torch_lsg_grad(prob: BlockProblem, t: int) -> tuple[float, np.ndarray]:
     return float(loss.detach()), o.grad.numpy().copy()
 
 
+def _torch_w_hat(torch, W, gain):  # noqa: ANN001, ANN202
+    """Ŵ of weight standardisation (``tess_spec.weight_std.standardize``) in torch, for autograd."""
+    f = W.shape[0]
+    d = W.reshape(f, -1) - W.reshape(f, -1).mean(dim=1, keepdim=True)
+    n = d.shape[1]
+    var = (d * d).sum(dim=1, keepdim=True) / max(n - 1, 1)
+    return (gain[:, None] * d / torch.sqrt(var * n + WS_EPS)).reshape(W.shape)
+
+
+def _torch_spike(torch, psi_name: str, theta: float):  # noqa: ANN001, ANN202
+    """The oracle's spike: value = the recorded spike ``o_fixed``, slope = the spec's ψ(u)."""
+
+    class _Spike(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, u, o_fixed):  # noqa: ANN001, ANN205
+            ctx.save_for_backward(u)
+            return o_fixed.clone()
+
+        @staticmethod
+        def backward(ctx, g):  # noqa: ANN001, ANN205
+            (u,) = ctx.saved_tensors
+            slope = spec_psi(psi_name, u.detach().numpy(), theta)
+            return g * torch.as_tensor(np.asarray(slope, np.float64), dtype=torch.float64), None
+
+    return _Spike.apply
+
+
 def _torch_weight_grad(prob: BlockProblem, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     import torch
 
@@ -168,31 +195,9 @@ def _torch_weight_grad(prob: BlockProblem, params: dict[str, np.ndarray]) -> dic
     leaves = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True)
               for k, v in params.items() if k.startswith(f"blocks.{i}.")}
     W = leaves[f"blocks.{i}.weight"]
-    if b.weight_std:
-        f = W.shape[0]
-        w2 = W.reshape(f, -1)
-        n = w2.shape[1]
-        d = w2 - w2.mean(dim=1, keepdim=True)
-        var = (d * d).sum(dim=1, keepdim=True) / max(n - 1, 1)
-        W_hat = (leaves[f"blocks.{i}.gain"][:, None] * d / torch.sqrt(var * n + WS_EPS)).reshape(W.shape)
-    else:
-        W_hat = W
+    W_hat = _torch_w_hat(torch, W, leaves[f"blocks.{i}.gain"]) if b.weight_std else W
     bias = leaves.get(f"blocks.{i}.bias")
-
-    class _Spike(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, u, o_fixed):  # noqa: ANN001, ANN205
-            ctx.save_for_backward(u)
-            return o_fixed.clone()
-
-        @staticmethod
-        def backward(ctx, g):  # noqa: ANN001, ANN205
-            (u,) = ctx.saved_tensors
-            if psi_name == "triangle":
-                ps = 0.3 * torch.clamp(1 - torch.abs(u - theta), min=0)
-            else:
-                ps = 1 / (100 * torch.abs(u - theta) + 1) ** 2
-            return g * ps, None
+    spike = _torch_spike(torch, psi_name, theta)
 
     T = cfg.train.T
     start = cfg.train.window_start
@@ -206,7 +211,7 @@ def _torch_weight_grad(prob: BlockProblem, params: dict[str, np.ndarray]) -> dic
         else:
             cur = x @ W_hat.T + (0 if bias is None else bias)
         u = lif.leak * (u - r * o_prev) + cur  # o_prev is a constant: the reset is detached
-        o = _Spike.apply(u, torch.as_tensor(prob.o[t], dtype=torch.float64))
+        o = spike(u, torch.as_tensor(prob.o[t], dtype=torch.float64))
         if t >= start:
             total = total + _torch_local_loss(torch, prob, o)
         o_prev = torch.as_tensor(prob.o[t], dtype=torch.float64)
@@ -472,33 +477,13 @@ def _torch_readout_grad(prob: ReadoutProblem, params: dict[str, np.ndarray]) -> 
     leaves = {k: torch.tensor(v, dtype=f64, requires_grad=True) for k, v in params.items()
               if k.startswith(f"blocks.{l}.")}
     W = leaves[f"blocks.{l}.weight"]
-    if blocks[l].weight_std:
-        f = W.shape[0]
-        d = W.reshape(f, -1) - W.reshape(f, -1).mean(dim=1, keepdim=True)
-        n = d.shape[1]
-        var = (d * d).sum(dim=1, keepdim=True) / max(n - 1, 1)
-        W_hat_l = (leaves[f"blocks.{l}.gain"][:, None] * d / torch.sqrt(var * n + WS_EPS)).reshape(W.shape)
-    else:
-        W_hat_l = W
+    W_hat_l = _torch_w_hat(torch, W, leaves[f"blocks.{l}.gain"]) if blocks[l].weight_std else W
     w_hat = {k: tens(_np_w_hat(cfg, k, params)) for k in range(l + 1, len(blocks))}
     w_hat[l] = W_hat_l
     bias = {k: (leaves if k == l else {}).get(f"blocks.{k}.bias", None) for k in range(l, len(blocks))}
     for k in range(l + 1, len(blocks)):
         if f"blocks.{k}.bias" in params:
             bias[k] = tens(params[f"blocks.{k}.bias"])
-
-    def spike_fn(psi_name: str):  # noqa: ANN202 - value: the recorded spike, slope: ψ(u)
-        class _Spike(torch.autograd.Function):
-            @staticmethod
-            def forward(ctx, u, o_fixed):  # noqa: ANN001, ANN205
-                ctx.save_for_backward(u)
-                return o_fixed.clone()
-
-            @staticmethod
-            def backward(ctx, g):  # noqa: ANN001, ANN205
-                (u,) = ctx.saved_tensors
-                return g * tens(spec_psi(psi_name, u.detach().numpy(), lif.theta)), None
-        return _Spike.apply
 
     def current(k: int, x):  # noqa: ANN001, ANN202
         b = blocks[k]
@@ -523,7 +508,7 @@ def _torch_readout_grad(prob: ReadoutProblem, params: dict[str, np.ndarray]) -> 
             return lif.leak * (u_prev - r * o_prev) + cur
         return lif.leak * u_prev * (1 - o_prev) + cur
 
-    spikes = {k: spike_fn(cfg.psi_name(k)) for k in range(l, len(blocks))}
+    spikes = {k: _torch_spike(torch, cfg.psi_name(k), lif.theta) for k in range(l, len(blocks))}
     u = {k: torch.zeros(prob.o[k].shape[1:], dtype=f64) for k in range(l, len(blocks))}
     total = torch.zeros((), dtype=f64)
     W_r = tens(params["readout.weight"])
