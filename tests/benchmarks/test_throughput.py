@@ -18,12 +18,7 @@ if str(ROOT) not in sys.path:  # benchmarks/ is a source-tree package, not insta
 from benchmarks import common, throughput  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("method", ["tess", "bptt"])

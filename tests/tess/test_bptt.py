@@ -53,14 +53,7 @@ from tess_spec.plan import network_plan  # noqa: E402
 K64 = BPTTKernels("float64")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread (the CI machine's cores are shared; OpenMP
-    spinning on oversubscribed cores makes these tests 10x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _relaxed_value(u: torch.Tensor, theta: float, name: str) -> torch.Tensor:

@@ -34,14 +34,7 @@ CONT_ATOL = 1e-12
 PARAM_ATOL = 1e-10
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread (shared CI cores; OpenMP spinning on
-    oversubscribed cores makes these tests many times slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def conv_net(profile: str, reset: str) -> TessConfig:

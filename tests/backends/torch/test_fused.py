@@ -43,12 +43,7 @@ from tess_spec.plan import network_plan  # noqa: E402
 CL = torch.channels_last
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _native_ops() -> fused.NativeOps:
