@@ -60,6 +60,7 @@ from typing import Any, Iterable, Literal, Mapping
 
 from tess_spec import TessConfig, block_shapes
 from tess_spec.errors import ConfigError
+from tess_spec.signals import signal_schedule
 
 __all__ = [
     "METHODS",
@@ -285,13 +286,9 @@ def _check(config: Any, method: str, T: int | None, batch: int | None, lsg: str)
 
 def _signal_steps(config: TessConfig, T: int, W: int) -> tuple[int, int]:
     """``(LSG steps, readout-back-propagation steps)`` of one TESS sequence of ``T`` steps with
-    a learning window of ``W`` (:func:`tess_spec.signals.step_signal`'s table)."""
-    mode = getattr(config, "learning_signal", "lsg")
-    if mode == "lsg":
-        return W, 0
-    if mode == "readout-backprop":
-        return 0, W
-    return T - W, W  # "released": the LSG before the window, readout back-propagation in it
+    a learning window of ``W``: the spec's schedule (:func:`tess_spec.signals.signal_schedule`)."""
+    schedule = signal_schedule(config.replace(**{"train.T": T, "train.n_learn": W}))
+    return schedule.count("lsg"), schedule.count("readout-backprop")
 
 
 def complexity(
