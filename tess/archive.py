@@ -35,9 +35,10 @@ def sha256(a: np.ndarray) -> str:
 
 
 def write_archive(path: str | os.PathLike, header: dict[str, Any], arrays: dict[str, np.ndarray], *,
-                  what: str) -> Path:
+                  what: str, hint: str = "") -> Path:
     """Write ``arrays`` and ``header`` (plus each array's shape, dtype and checksum, under
-    ``"arrays"``) to ``path`` atomically; ``what`` names the file in errors ("checkpoint").
+    ``"arrays"``) to ``path`` atomically; ``what`` names the file in errors ("checkpoint"),
+    ``hint`` is appended to the error of a header that is not JSON-serialisable.
 
     Raises :class:`tess.errors.CheckpointError` (nothing written) if the header is not
     JSON-serialisable, :class:`tess.errors.OutputError` if the file cannot be written."""
@@ -47,7 +48,8 @@ def write_archive(path: str | os.PathLike, header: dict[str, Any], arrays: dict[
     try:
         blob = json.dumps(header, allow_nan=False).encode("utf-8")
     except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"the {what} header is not JSON-serialisable ({exc})") from exc
+        raise CheckpointError(f"the {what} header is not JSON-serialisable ({exc})" + (f"; {hint}" if hint else "")) \
+            from exc
     arrays[HEADER] = np.frombuffer(blob, dtype=np.uint8)
     path = Path(path)
     atomic_write(path, lambda fh: np.savez(fh, **arrays), what=what)
