@@ -435,12 +435,6 @@ def _write_json(path: str | os.PathLike, payload: dict[str, Any], what: str = "-
     atomic_write(path, json.dumps(payload, indent=2) + "\n", what=what)
 
 
-def _atomic_text(path: str | os.PathLike, text: str, what: str = "output file") -> None:
-    """``text`` to ``path`` atomically (kept for subcommand modules that import it; new code
-    calls :func:`tess_spec.atomic.atomic_write`)."""
-    atomic_write(path, text, what=what)
-
-
 def _loader_kwargs(args: argparse.Namespace, cfg: TessConfig, loader: Any) -> dict[str, Any]:
     kwargs = dict(DATASET_PRESETS.get(args.dataset, ("", {}))[1])
     try:
